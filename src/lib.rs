@@ -1,0 +1,7 @@
+//! tandem: Mixtral-class mixture-of-experts inference on consumer hardware.
+//!
+//! The data path runs one way: [`gguf`] (mmap) → [`quant`] block views → [`tensor`] kernels.
+
+pub mod gguf;
+pub mod quant;
+pub mod tensor;

@@ -1,0 +1,39 @@
+//! Block formats: one file per format, each with a `#[repr(C)]` block, a compile-time size assert,
+//! and scalar quantize / dequantize / dot. The scalar code is the reference that the SIMD kernels
+//! in [`simd`] are tested against; it is always compiled.
+//!
+//! Matmuls dot a weight row with an activation row that was quantized once into the format ggml
+//! pairs with the weight type ([`DotWith::Act`]): Q8_0 for the 32-value formats, Q8_K for the
+//! K-quants, and plain f32 for the float formats (activations are not rounded to 16 bits).
+
+#![allow(non_camel_case_types)] // block names follow ggml: BlockQ4_0, BlockQ8_K, ...
+
+pub mod simd;
+mod types;
+
+pub use types::GgmlType;
+
+/// A fixed-size group of values stored as one unit. Plain scalar types are blocks of one value.
+pub trait Block: bytemuck::Pod + Send + Sync {
+    /// The ggml type this block stores.
+    const TYPE: GgmlType;
+    /// Values per block.
+    const VALUES: usize;
+}
+
+/// A block format that can be quantized from and dequantized to f32.
+pub trait Quantize: Block {
+    /// Quantizes `src` into `out`. `src.len()` must equal `out.len() * VALUES`.
+    fn quantize(src: &[f32], out: &mut [Self]);
+    /// Dequantizes `blocks` into `out`. `out.len()` must equal `blocks.len() * VALUES`.
+    fn dequantize(blocks: &[Self], out: &mut [f32]);
+}
+
+/// A weight format with a dot product against its paired activation format.
+pub trait DotWith: Quantize {
+    /// The activation block this format is dotted with.
+    type Act: Quantize;
+    /// The scalar reference dot product of a weight row with an activation row (same length in
+    /// values). This is the oracle for every SIMD kernel.
+    fn dot_scalar(w: &[Self], x: &[Self::Act]) -> f32;
+}

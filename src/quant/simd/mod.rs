@@ -1,0 +1,122 @@
+//! SIMD dot-product kernels, chosen once at run time.
+//!
+//! Every kernel has a scalar reference ([`DotWith::dot_scalar`]) that is always compiled; tests
+//! compare each kernel the CPU can run with it. A stock build is fast: instruction sets are
+//! detected with `is_x86_feature_detected!`, never assumed from `target-cpu`.
+//!
+//! `TANDEM_ISA=scalar|avx2|avx512|avx512vnni|neon` caps the choice (for benchmarks and for
+//! reproducing a bug on a lesser machine); it can lower the choice, never raise it above what
+//! the CPU has.
+
+use super::DotWith;
+use std::sync::OnceLock;
+
+/// An instruction set with its own kernels, in increasing order of preference per architecture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    Scalar,
+    Neon,
+    Avx2,
+    Avx512,
+    Avx512Vnni,
+}
+
+impl Isa {
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Neon => "neon",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+            Isa::Avx512Vnni => "avx512vnni",
+        }
+    }
+
+    fn from_name(s: &str) -> Option<Isa> {
+        [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s))
+    }
+
+    /// The next instruction set to try when a format has no kernel for this one.
+    fn fallback(self) -> Isa {
+        match self {
+            Isa::Avx512Vnni => Isa::Avx512,
+            Isa::Avx512 => Isa::Avx2,
+            Isa::Avx2 | Isa::Neon | Isa::Scalar => Isa::Scalar,
+        }
+    }
+}
+
+/// Every instruction set this CPU can run, scalar first.
+pub fn available() -> Vec<Isa> {
+    let mut out = vec![Isa::Scalar];
+    #[cfg(target_arch = "x86_64")]
+    {
+        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            out.push(Isa::Avx2);
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+                out.push(Isa::Avx512);
+                if is_x86_feature_detected!("avx512vnni") {
+                    out.push(Isa::Avx512Vnni);
+                }
+            }
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            out.push(Isa::Neon);
+        }
+    }
+    out
+}
+
+/// The instruction set used for this process: the best available, capped by `TANDEM_ISA`.
+pub fn detected() -> Isa {
+    static ISA: OnceLock<Isa> = OnceLock::new();
+    *ISA.get_or_init(|| {
+        let best = available().into_iter().max().unwrap_or(Isa::Scalar);
+        match std::env::var("TANDEM_ISA").ok().as_deref().map(Isa::from_name) {
+            Some(Some(cap)) => {
+                let mut isa = best;
+                while isa > cap {
+                    isa = isa.fallback();
+                }
+                isa
+            }
+            Some(None) => {
+                eprintln!("warning: TANDEM_ISA not understood; using {}", best.name());
+                best
+            }
+            None => best,
+        }
+    })
+}
+
+/// A safe dot-product entry point: weight row · activation row (same number of values).
+pub type DotFn<W> = fn(&[W], &[<W as DotWith>::Act]) -> f32;
+
+/// A weight format with SIMD kernels.
+pub trait SimdDot: DotWith {
+    /// This format's own kernel for `isa`, or `None` when it has none for that instruction set.
+    ///
+    /// Callers must only ask for an `isa` listed by [`available`]: the returned function calls
+    /// `#[target_feature]` code without checking again.
+    fn kernel(isa: Isa) -> Option<DotFn<Self>>;
+}
+
+/// The fastest kernel for `W` on `isa` (which must be [`available`]), falling back to lesser
+/// instruction sets and finally to the scalar reference.
+pub fn dot_fn<W: SimdDot>(isa: Isa) -> DotFn<W> {
+    let mut isa = isa;
+    loop {
+        if isa == Isa::Scalar {
+            return W::dot_scalar;
+        }
+        if let Some(f) = W::kernel(isa) {
+            return f;
+        }
+        isa = isa.fallback();
+    }
+}

@@ -25,3 +25,5 @@ pub fn fixtures() -> Option<PathBuf> {
 pub fn fixture(rel: &str) -> Option<PathBuf> {
     fixtures().map(|d| d.join(rel))
 }
+
+pub mod hf;

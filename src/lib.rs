@@ -3,5 +3,6 @@
 //! The data path runs one way: [`gguf`] (mmap) → [`quant`] block views → [`tensor`] kernels.
 
 pub mod gguf;
+pub mod membw;
 pub mod quant;
 pub mod tensor;

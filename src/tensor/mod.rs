@@ -1,1 +1,6 @@
 //! The hand-written tensor runtime.
+
+pub mod matmul;
+mod matrix;
+
+pub use matrix::{MatrixError, QMatrix};

@@ -1,0 +1,118 @@
+//! Matrix products with quantized weights: `Y = X · Wᵀ` for a row-major weight matrix `W`.
+//!
+//! Each activation row is quantized once into the format the weight type is paired with
+//! ([`DotWith::Act`]), then dotted with every weight row by the best SIMD kernel. Weight rows are
+//! split across the current rayon pool; each task reads its weight rows once and dots them with
+//! all activation rows, so a batch reads the weights once.
+
+use super::matrix::{MatrixError, QMatrix};
+use crate::quant::simd::{self, DotFn, Isa, SimdDot};
+use crate::quant::{Block, DotWith, Quantize};
+use rayon::prelude::*;
+
+/// Weight rows per rayon task: small enough to balance 2–64 threads on 4096-row matrices, large
+/// enough that scheduling costs nothing next to reading the rows.
+const ROWS_PER_TASK: usize = 16;
+
+/// `y = W · x` for one activation vector. `x: [cols]`, `y: [rows]`.
+pub fn matvec(w: &QMatrix, x: &[f32], y: &mut [f32]) -> Result<(), MatrixError> {
+    matmul(w, x, 1, y)
+}
+
+/// `Y = X · Wᵀ`. `x: [n, cols]`, `y: [n, rows]`, both row-major.
+pub fn matmul(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
+    matmul_with(w, x, n, y, simd::detected())
+}
+
+/// [`matmul`] with an explicit instruction set (which must be in [`simd::available`]); benchmarks
+/// and tests use it to compare kernels.
+pub fn matmul_with(
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    isa: Isa,
+) -> Result<(), MatrixError> {
+    assert_eq!(x.len(), n * w.cols, "matmul: x must be [n, cols]");
+    assert_eq!(y.len(), n * w.rows, "matmul: y must be [n, rows]");
+    crate::dispatch_weight_type!(w.ty, W => matmul_typed::<W>(w, x, n, y, isa),
+        else t => Err(MatrixError::Unsupported(t)))
+}
+
+fn matmul_typed<W: SimdDot>(
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    isa: Isa,
+) -> Result<(), MatrixError> {
+    let blocks: &[W] = w.blocks()?; // [rows, cols / W::VALUES]
+    let w_per_row = w.cols / W::VALUES;
+    let x_per_row = w.cols / <W::Act as Block>::VALUES;
+
+    // [n, cols / Act::VALUES]
+    let mut xq = vec![<W::Act as bytemuck::Zeroable>::zeroed(); n * x_per_row];
+    xq.par_chunks_mut(x_per_row)
+        .zip(x.par_chunks(w.cols))
+        .for_each(|(q, row)| <W::Act as Quantize>::quantize(row, q));
+
+    let dot = simd::dot_fn::<W>(isa);
+    if n == 1 {
+        rows_times_batch(dot, blocks, w_per_row, &xq, x_per_row, y);
+        return Ok(());
+    }
+    // Tasks own whole weight rows, so they fill a transposed [rows, n] buffer.
+    let mut yt = vec![0.0f32; w.rows * n];
+    rows_times_batch(dot, blocks, w_per_row, &xq, x_per_row, &mut yt);
+    for (r, col) in yt.chunks_exact(n).enumerate() {
+        for (t, &v) in col.iter().enumerate() {
+            y[t * w.rows + r] = v;
+        }
+    }
+    Ok(())
+}
+
+/// `out[r * n + t] = dot(W[r], X[t])` for all weight rows `r` and activation rows `t`.
+fn rows_times_batch<W: DotWith>(
+    dot: DotFn<W>,
+    blocks: &[W],
+    w_per_row: usize,
+    xq: &[W::Act],
+    x_per_row: usize,
+    out: &mut [f32],
+) {
+    let n = xq.len() / x_per_row;
+    out.par_chunks_mut(ROWS_PER_TASK * n)
+        .zip(blocks.par_chunks(ROWS_PER_TASK * w_per_row))
+        .for_each(|(out, rows)| {
+            for (o, row) in out.chunks_exact_mut(n).zip(rows.chunks_exact(w_per_row)) {
+                for (v, xrow) in o.iter_mut().zip(xq.chunks_exact(x_per_row)) {
+                    *v = dot(row, xrow);
+                }
+            }
+        });
+}
+
+/// The scalar reference for [`matmul`]: dequantize each weight row to f32 and dot it with the
+/// f32 activations in f64. No activation quantization, so it is independent of the kernels.
+pub fn matmul_reference(w: &QMatrix, x: &[f32], n: usize) -> Result<Vec<f32>, MatrixError> {
+    let wf = dequantize(w)?; // [rows, cols]
+    let mut y = vec![0.0f32; n * w.rows];
+    for t in 0..n {
+        let xr = &x[t * w.cols..(t + 1) * w.cols];
+        for r in 0..w.rows {
+            let wr = &wf[r * w.cols..(r + 1) * w.cols];
+            y[t * w.rows + r] = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32;
+        }
+    }
+    Ok(y)
+}
+
+/// The whole matrix as f32, `[rows, cols]`.
+pub fn dequantize(w: &QMatrix) -> Result<Vec<f32>, MatrixError> {
+    let mut out = vec![0.0f32; w.rows * w.cols];
+    crate::dispatch_weight_type!(w.ty, W => {
+        <W as Quantize>::dequantize(w.blocks::<W>()?, &mut out);
+        Ok(out)
+    }, else t => Err(MatrixError::Unsupported(t)))
+}

@@ -6,3 +6,4 @@ pub mod gguf;
 pub mod membw;
 pub mod quant;
 pub mod tensor;
+pub mod sample;

@@ -4,6 +4,7 @@
 
 pub mod gguf;
 pub mod membw;
+pub mod model;
 pub mod quant;
 pub mod tensor;
 pub mod sample;

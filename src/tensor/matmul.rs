@@ -108,6 +108,15 @@ pub fn matmul_reference(w: &QMatrix, x: &[f32], n: usize) -> Result<Vec<f32>, Ma
     Ok(y)
 }
 
+/// Row `r` of the matrix as f32 (`out: [cols]`): an embedding lookup.
+pub fn dequantize_row(w: &QMatrix, r: usize, out: &mut [f32]) -> Result<(), MatrixError> {
+    crate::dispatch_weight_type!(w.ty, W => {
+        let per_row = w.cols / W::VALUES;
+        <W as Quantize>::dequantize(&w.blocks::<W>()?[r * per_row..(r + 1) * per_row], out);
+        Ok(())
+    }, else t => Err(MatrixError::Unsupported(t)))
+}
+
 /// The whole matrix as f32, `[rows, cols]`.
 pub fn dequantize(w: &QMatrix) -> Result<Vec<f32>, MatrixError> {
     let mut out = vec![0.0f32; w.rows * w.cols];

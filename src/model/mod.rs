@@ -1,0 +1,12 @@
+//! The model: configuration and tensor binding from GGUF, the forward pass, the MoE router and
+//! the KV cache.
+
+pub mod config;
+pub mod forward;
+pub mod kv_cache;
+pub mod moe;
+pub mod weights;
+
+pub use config::ModelConfig;
+pub use forward::{Logits, Model};
+pub use kv_cache::KvCache;

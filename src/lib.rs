@@ -7,4 +7,5 @@ pub mod membw;
 pub mod model;
 pub mod quant;
 pub mod tensor;
+pub mod tokenizer;
 pub mod sample;

@@ -4,9 +4,11 @@
 pub mod config;
 pub mod forward;
 pub mod kv_cache;
+mod load;
 pub mod moe;
 pub mod weights;
 
 pub use config::ModelConfig;
 pub use forward::{Logits, Model};
 pub use kv_cache::KvCache;
+pub use load::LoadError;

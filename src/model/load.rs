@@ -1,0 +1,219 @@
+//! Reading a model out of a GGUF file: the hyper-parameters from metadata, and every tensor bound
+//! by llama.cpp's name as a zero-copy view of the mmap.
+
+use super::config::ModelConfig;
+use super::weights::{Ffn, Layer, Mlp, Weights};
+use crate::gguf::{GgufError, GgufFile};
+use crate::quant::GgmlType;
+use crate::tensor::matmul::dequantize_row;
+use crate::tensor::{MatrixError, QMatrix};
+use std::borrow::Cow;
+
+/// Why a model could not be read from a file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("unsupported architecture `{0}`: tandem runs `llama`-architecture models (Llama, Mistral, Mixtral)")]
+    Architecture(String),
+    #[error("bad model hyper-parameter: {0}")]
+    Config(String),
+    #[error("tensor `{0}` is missing")]
+    Missing(String),
+    #[error("tensor `{name}` has shape {found:?}, expected {expected:?} (ggml order, row length first)")]
+    Shape { name: String, expected: Vec<u64>, found: Vec<u64> },
+    #[error("tensor `{name}`: {source}")]
+    Matrix { name: String, source: MatrixError },
+    #[error(transparent)]
+    Gguf(#[from] GgufError),
+}
+
+/// The architectures whose tensors and metadata follow llama.cpp's `llama` layout.
+const ARCHITECTURES: &[&str] = &["llama"];
+
+impl ModelConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<Self, LoadError> {
+        let m = file.metadata();
+        let arch = m.string("general.architecture")?.to_string();
+        if !ARCHITECTURES.contains(&arch.as_str()) {
+            return Err(LoadError::Architecture(arch));
+        }
+        let key = |k: &str| format!("{arch}.{k}");
+        let usize_of = |k: &str| -> Result<usize, LoadError> { Ok(m.u64(&key(k))? as usize) };
+        let opt_usize = |k: &str| -> Result<Option<usize>, LoadError> {
+            Ok(m.get_opt::<u64>(&key(k))?.map(|v| v as usize))
+        };
+        let d_model = usize_of("embedding_length")?;
+        let n_head = usize_of("attention.head_count")?;
+        if n_head == 0 || d_model == 0 {
+            return Err(LoadError::Config(format!("embedding_length {d_model}, head_count {n_head}")));
+        }
+        let n_kv_head = opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
+        let head_dim = opt_usize("attention.key_length")?.unwrap_or(d_model / n_head);
+        let n_rot = opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
+        let n_expert = opt_usize("expert_count")?.unwrap_or(0);
+        let n_expert_used = opt_usize("expert_used_count")?.unwrap_or(0);
+        let n_vocab = match opt_usize("vocab_size")? {
+            Some(v) => v,
+            None => match file.tensor("token_embd.weight") {
+                Some(t) if t.ne().len() == 2 => t.ne()[1] as usize,
+                _ => return Err(LoadError::Missing("token_embd.weight".into())),
+            },
+        };
+        let c = ModelConfig {
+            name: m.get_opt::<&str>("general.name")?.unwrap_or("unnamed").to_string(),
+            n_layer: usize_of("block_count")?,
+            d_model,
+            n_head,
+            n_kv_head,
+            head_dim,
+            n_rot,
+            n_ff: usize_of("feed_forward_length")?,
+            n_vocab,
+            n_ctx_train: usize_of("context_length")?,
+            rope_theta: m.get_opt::<f32>(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            norm_eps: m.f32(&key("attention.layer_norm_rms_epsilon"))?,
+            n_expert,
+            n_expert_used,
+            sliding_window: opt_usize("attention.sliding_window")?.filter(|&w| w > 0),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), LoadError> {
+        let bad = |s: String| Err(LoadError::Config(s));
+        if self.n_kv_head == 0 || self.n_head % self.n_kv_head != 0 {
+            return bad(format!("head_count {} is not a multiple of head_count_kv {}", self.n_head, self.n_kv_head));
+        }
+        if self.n_rot > self.head_dim || self.n_rot % 2 != 0 {
+            return bad(format!("rope.dimension_count {} with head size {}", self.n_rot, self.head_dim));
+        }
+        if self.n_expert > 0 && (self.n_expert_used == 0 || self.n_expert_used > self.n_expert) {
+            return bad(format!("expert_used_count {} with expert_count {}", self.n_expert_used, self.n_expert));
+        }
+        // Caps far above any real model: they stop absurd values from sizing allocations.
+        if self.n_layer == 0 || self.n_layer > 1024 || self.n_vocab == 0 || self.n_vocab > 1 << 24
+            || self.d_model > 1 << 20 || self.n_ff > 1 << 22 || self.n_expert > 1024
+        {
+            return bad(format!(
+                "block_count {}, vocab {}, embedding_length {}, feed_forward_length {}, experts {}",
+                self.n_layer, self.n_vocab, self.d_model, self.n_ff, self.n_expert
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether the feed-forward layers are mixtures of experts.
+    pub fn is_moe(&self) -> bool {
+        self.n_expert > 0
+    }
+}
+
+impl<'a> Weights<'a> {
+    /// Binds every tensor the model needs, checking names and shapes.
+    pub fn from_gguf(file: &'a GgufFile, c: &ModelConfig) -> Result<Self, LoadError> {
+        let (d, q_len, kv_len) = (c.d_model, c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
+        let tok_embd = matrix(file, "token_embd.weight", c.n_vocab, d)?;
+        let output = match file.tensor("output.weight") {
+            Some(_) => matrix(file, "output.weight", c.n_vocab, d)?,
+            None => tok_embd, // tied embeddings
+        };
+        let layers = (0..c.n_layer)
+            .map(|l| {
+                let name = |s: &str| format!("blk.{l}.{s}.weight");
+                let ffn = if c.is_moe() {
+                    Ffn::Moe {
+                        router: matrix(file, &name("ffn_gate_inp"), c.n_expert, d)?,
+                        experts: experts(file, l, c)?,
+                    }
+                } else {
+                    Ffn::Dense(Mlp {
+                        gate: matrix(file, &name("ffn_gate"), c.n_ff, d)?,
+                        up: matrix(file, &name("ffn_up"), c.n_ff, d)?,
+                        down: matrix(file, &name("ffn_down"), d, c.n_ff)?,
+                    })
+                };
+                Ok(Layer {
+                    attn_norm: vector(file, &name("attn_norm"), d)?,
+                    wq: matrix(file, &name("attn_q"), q_len, d)?,
+                    wk: matrix(file, &name("attn_k"), kv_len, d)?,
+                    wv: matrix(file, &name("attn_v"), kv_len, d)?,
+                    wo: matrix(file, &name("attn_output"), d, q_len)?,
+                    ffn_norm: vector(file, &name("ffn_norm"), d)?,
+                    ffn,
+                })
+            })
+            .collect::<Result<_, LoadError>>()?;
+        Ok(Weights { tok_embd, layers, output_norm: vector(file, "output_norm.weight", d)?, output })
+    }
+}
+
+/// The experts of layer `l`: stacked `ffn_{gate,up,down}_exps` (sliced per expert, still zero
+/// copy), or the older per-expert `ffn_{gate,up,down}.E` tensors.
+fn experts<'a>(file: &'a GgufFile, l: usize, c: &ModelConfig) -> Result<Vec<Mlp<'a>>, LoadError> {
+    let (d, f, n) = (c.d_model, c.n_ff, c.n_expert);
+    if file.tensor(&format!("blk.{l}.ffn_gate_exps.weight")).is_some() {
+        let gate = stacked(file, &format!("blk.{l}.ffn_gate_exps.weight"), f, d, n)?;
+        let up = stacked(file, &format!("blk.{l}.ffn_up_exps.weight"), f, d, n)?;
+        let down = stacked(file, &format!("blk.{l}.ffn_down_exps.weight"), d, f, n)?;
+        return Ok(gate
+            .into_iter()
+            .zip(up)
+            .zip(down)
+            .map(|((gate, up), down)| Mlp { gate, up, down })
+            .collect());
+    }
+    (0..n)
+        .map(|e| {
+            Ok(Mlp {
+                gate: matrix(file, &format!("blk.{l}.ffn_gate.{e}.weight"), f, d)?,
+                up: matrix(file, &format!("blk.{l}.ffn_up.{e}.weight"), f, d)?,
+                down: matrix(file, &format!("blk.{l}.ffn_down.{e}.weight"), d, f)?,
+            })
+        })
+        .collect()
+}
+
+fn info<'a>(file: &'a GgufFile, name: &str, expected: &[u64]) -> Result<&'a crate::gguf::TensorInfo, LoadError> {
+    let t = file.tensor(name).ok_or_else(|| LoadError::Missing(name.to_string()))?;
+    if t.ne() != expected {
+        return Err(LoadError::Shape { name: name.into(), expected: expected.to_vec(), found: t.ne().to_vec() });
+    }
+    Ok(t)
+}
+
+/// A `[rows, cols]` weight matrix (ggml `ne = [cols, rows]`).
+fn matrix<'a>(file: &'a GgufFile, name: &str, rows: usize, cols: usize) -> Result<QMatrix<'a>, LoadError> {
+    let t = info(file, name, &[cols as u64, rows as u64])?;
+    QMatrix::new(t.ty(), rows, cols, file.tensor_bytes(t))
+        .map_err(|source| LoadError::Matrix { name: name.into(), source })
+}
+
+/// `n` matrices `[rows, cols]` stacked in one tensor (ggml `ne = [cols, rows, n]`).
+fn stacked<'a>(
+    file: &'a GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+    n: usize,
+) -> Result<Vec<QMatrix<'a>>, LoadError> {
+    let t = info(file, name, &[cols as u64, rows as u64, n as u64])?;
+    let bytes = file.tensor_bytes(t);
+    let per = bytes.len() / n;
+    bytes
+        .chunks_exact(per)
+        .map(|b| QMatrix::new(t.ty(), rows, cols, b).map_err(|source| LoadError::Matrix { name: name.into(), source }))
+        .collect()
+}
+
+/// A `[len]` vector (norm weights): borrowed when stored as F32, else widened once.
+fn vector<'a>(file: &'a GgufFile, name: &str, len: usize) -> Result<Cow<'a, [f32]>, LoadError> {
+    let t = info(file, name, &[len as u64])?;
+    if t.ty() == GgmlType::F32 {
+        return Ok(Cow::Borrowed(file.tensor_data::<f32>(t)?));
+    }
+    let m = QMatrix::new(t.ty(), 1, len, file.tensor_bytes(t))
+        .map_err(|source| LoadError::Matrix { name: name.into(), source })?;
+    let mut out = vec![0.0; len];
+    dequantize_row(&m, 0, &mut out).map_err(|source| LoadError::Matrix { name: name.into(), source })?;
+    Ok(Cow::Owned(out))
+}

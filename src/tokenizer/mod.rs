@@ -1,5 +1,6 @@
 //! Text ↔ token ids, built with the `tokenizers` crate from the model file's vocabulary.
 
+mod from_gguf;
 mod spm;
 mod vocab;
 

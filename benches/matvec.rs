@@ -19,7 +19,7 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let bw = tandem::membw::read_bandwidth(tandem::membw::DEFAULT_BYTES, 5);
+    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
     println!("memory read bandwidth: {:.2} GB/s ({threads} threads)", bw / 1e9);
     println!(
         "{:<6} {:<12} {:<13} {:>10} {:>9} {:>9}",

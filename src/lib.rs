@@ -3,9 +3,10 @@
 //! The data path runs one way: [`gguf`] (mmap) → [`quant`] block views → [`tensor`] kernels.
 
 pub mod gguf;
-pub mod membw;
+pub mod machine;
 pub mod model;
 pub mod quant;
 pub mod tensor;
 pub mod tokenizer;
 pub mod sample;
+pub mod session;

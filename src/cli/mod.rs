@@ -1,3 +1,8 @@
 //! Subcommand implementations.
 
+pub mod bench;
+pub mod common;
 pub mod info;
+pub mod perplexity;
+pub mod run;
+pub mod tokenize;

@@ -35,3 +35,34 @@ pub struct Weights<'a> {
     pub output_norm: Cow<'a, [f32]>, // [d_model]
     pub output: QMatrix<'a>,         // [n_vocab, d_model]
 }
+
+impl Mlp<'_> {
+    fn nbytes(&self) -> usize {
+        self.gate.nbytes() + self.up.nbytes() + self.down.nbytes()
+    }
+}
+
+impl Weights<'_> {
+    /// Weight bytes one decoded token reads: attention, the router and `n_expert_used` experts
+    /// (of average size) per layer, the output head, and one embedding row. Norms are left out
+    /// (under 0.01%).
+    pub fn bytes_per_token(&self, n_expert_used: usize) -> f64 {
+        let layers: f64 = self
+            .layers
+            .iter()
+            .map(|l| {
+                let attn = l.wq.nbytes() + l.wk.nbytes() + l.wv.nbytes() + l.wo.nbytes();
+                let ffn = match &l.ffn {
+                    Ffn::Dense(m) => m.nbytes() as f64,
+                    Ffn::Moe { router, experts } => {
+                        let mean = experts.iter().map(Mlp::nbytes).sum::<usize>() as f64
+                            / experts.len().max(1) as f64;
+                        router.nbytes() as f64 + mean * n_expert_used as f64
+                    }
+                };
+                attn as f64 + ffn
+            })
+            .sum();
+        layers + self.output.nbytes() as f64 + (self.tok_embd.nbytes() / self.tok_embd.rows) as f64
+    }
+}

@@ -1,8 +1,9 @@
-//! A plain memory-read benchmark: the yardstick that decode speed is reported against.
+//! Facts about the machine that benchmarks and defaults need: memory read bandwidth (the
+//! yardstick decode speed is reported against), physical cores, and peak resident memory.
 //!
 //! Decoding reads every active weight once per token, so the best a matvec can do is the rate at
-//! which the machine streams memory into the cores. This measures that rate with the same thread
-//! pool the kernels use, on a buffer far larger than any cache.
+//! which the machine streams memory into the cores. [`read_bandwidth`] measures that rate with the
+//! same thread pool the kernels use, on a buffer far larger than any cache.
 
 use rayon::prelude::*;
 use std::time::Instant;
@@ -40,4 +41,36 @@ fn sum_words(words: &[u64]) -> u64 {
     }
     let tail = it.remainder().iter().fold(0u64, |s, &w| s.wrapping_add(w));
     acc.iter().fold(tail, |s, &a| s.wrapping_add(a))
+}
+
+/// Physical cores: hyper-threads share a core's load units, so memory-bound decoding gains
+/// nothing from them. Falls back to logical CPUs where the topology is unknown.
+pub fn physical_cores() -> usize {
+    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return logical;
+    };
+    let mut cores = std::collections::HashSet::new();
+    let mut package = String::new();
+    for line in info.lines() {
+        let value = || line.split(':').nth(1).unwrap_or("").trim().to_string();
+        if line.starts_with("physical id") {
+            package = value();
+        } else if line.starts_with("core id") {
+            cores.insert((package.clone(), value()));
+        }
+    }
+    if cores.is_empty() {
+        logical
+    } else {
+        cores.len().min(logical)
+    }
+}
+
+/// The process's peak resident set size in bytes (Linux `VmHWM`), if the OS reports it.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -1,0 +1,96 @@
+//! `tandem bench`: prompt and generation speed, bytes read per token, and the fraction of the
+//! machine's memory read bandwidth (measured in the same run) that decoding achieves.
+
+use super::common::{init_threads, Loaded, ModelArgs};
+use anyhow::Result;
+use clap::Args;
+use serde_json::json;
+use tandem::model::Logits;
+use tandem::sample::{Sampler, SamplerConfig};
+use tandem::session::Session;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompt tokens per repetition.
+    #[arg(short = 'p', long = "n-prompt", default_value_t = 64)]
+    pub n_prompt: usize,
+    /// Generated tokens per repetition.
+    #[arg(short = 'n', long = "n-gen", default_value_t = 32)]
+    pub n_gen: usize,
+    /// Repetitions.
+    #[arg(short = 'r', long = "reps", default_value_t = 3)]
+    pub reps: usize,
+    /// Print one JSON object.
+    #[arg(long = "json")]
+    pub json: bool,
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let threads = init_threads(args.model.threads)?;
+    let loaded = Loaded::open(&args.model.model)?;
+    let model = loaded.model(args.json)?;
+    let c = &loaded.config;
+    let n_ctx = args.n_prompt + args.n_gen + 1;
+    let bytes_per_token = model.weights.bytes_per_token(c.n_expert_used);
+    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
+
+    // Deterministic ids spread over the vocabulary (never the control tokens at the start).
+    let prompt: Vec<u32> =
+        (0..args.n_prompt).map(|i| (3 + (i as u64 * 7919) % (c.n_vocab as u64 - 3)) as u32).collect();
+    let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    // One untimed warm-up repetition pages the weights in and settles the thread pool.
+    for rep in 0..=args.reps.max(1) {
+        let mut s = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+        let logits = s.prefill(&prompt, Logits::Last, None)?;
+        let mut sampler = Sampler::new(SamplerConfig::greedy());
+        s.generate(logits, &mut sampler, args.n_gen, &[], |_| true)?;
+        if rep > 0 {
+            pp.push(s.timings.prompt_tps());
+            // The first generated token comes from the prefill logits, so n_gen tokens cost
+            // n_gen - 1 forward passes; count passes, not tokens.
+            let passes = s.timings.gen_tokens.saturating_sub(1).max(1);
+            tg.push(passes as f64 / s.timings.gen_time.as_secs_f64());
+        }
+    }
+    let (pp_mean, pp_sd) = mean_sd(&pp);
+    let (tg_mean, tg_sd) = mean_sd(&tg);
+    let achieved = tg_mean * bytes_per_token;
+    let rss = tandem::machine::peak_rss_bytes();
+    if args.json {
+        println!(
+            "{}",
+            json!({
+                "model": c.name, "threads": threads, "isa": tandem::quant::simd::detected().name(),
+                "n_prompt": args.n_prompt, "n_gen": args.n_gen, "reps": args.reps,
+                "pp_tps": pp_mean, "pp_tps_sd": pp_sd, "tg_tps": tg_mean, "tg_tps_sd": tg_sd,
+                "bytes_per_token": bytes_per_token, "read_bw_bytes_per_s": bw,
+                "achieved_bytes_per_s": achieved, "bw_fraction": achieved / bw,
+                "peak_rss_bytes": rss,
+            })
+        );
+    } else {
+        println!("model: {} ({threads} threads, {})", c.name, tandem::quant::simd::detected().name());
+        println!("prompt     pp{:<5} {pp_mean:>10.2} ± {pp_sd:.2} tok/s", args.n_prompt);
+        println!("generation tg{:<5} {tg_mean:>10.2} ± {tg_sd:.2} tok/s", args.n_gen);
+        println!("bytes read per token: {:.1} MB", bytes_per_token / 1e6);
+        println!(
+            "decode reads {:.2} GB/s of {:.2} GB/s measured read bandwidth: {:.1}%",
+            achieved / 1e9,
+            bw / 1e9,
+            100.0 * achieved / bw
+        );
+        if let Some(r) = rss {
+            println!("peak RSS: {:.1} MB", r as f64 / 1e6);
+        }
+    }
+    Ok(())
+}
+
+fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    (mean, var.sqrt())
+}

@@ -27,3 +27,4 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
 }
 
 pub mod hf;
+pub mod model;

@@ -12,8 +12,8 @@ use tandem::quant::{Block, GgmlType};
 /// gguf-py's `GGUFValueType` names.
 fn gguf_py_type_name(id: u32) -> &'static str {
     [
-        "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING", "ARRAY",
-        "UINT64", "INT64", "FLOAT64",
+        "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32", "BOOL", "STRING",
+        "ARRAY", "UINT64", "INT64", "FLOAT64",
     ][id as usize]
 }
 
@@ -21,8 +21,14 @@ fn check_value(file: &str, key: &str, got: &Value, want: &Json) {
     let ctx = format!("{file}: `{key}`: got {got:?}, manifest {want}");
     match want {
         Json::Object(o) => {
-            let Value::Array(a) = got else { panic!("{ctx}: not an array") };
-            assert_eq!(gguf_py_type_name(a.elem_type().id()), o["array_of"], "{ctx}");
+            let Value::Array(a) = got else {
+                panic!("{ctx}: not an array")
+            };
+            assert_eq!(
+                gguf_py_type_name(a.elem_type().id()),
+                o["array_of"],
+                "{ctx}"
+            );
             assert_eq!(a.len() as u64, o["len"].as_u64().unwrap(), "{ctx}");
         }
         Json::String(s) => assert_eq!(got, &Value::from(s.as_str()), "{ctx}"),
@@ -40,7 +46,10 @@ fn check_value(file: &str, key: &str, got: &Value, want: &Json) {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Checks one manifest record against the file; returns the number of tensors checked.
@@ -53,8 +62,16 @@ fn check_record(dir: &Path, rec: &Json) -> Option<usize> {
     }
     let f = GgufFile::open(&path).unwrap();
     assert_eq!(f.file_size(), rec["size"].as_u64().unwrap(), "{name}: size");
-    assert_eq!(u64::from(f.version()), rec["gguf_version"].as_u64().unwrap(), "{name}: version");
-    assert_eq!(f.alignment(), rec["alignment"].as_u64().unwrap(), "{name}: alignment");
+    assert_eq!(
+        u64::from(f.version()),
+        rec["gguf_version"].as_u64().unwrap(),
+        "{name}: version"
+    );
+    assert_eq!(
+        f.alignment(),
+        rec["alignment"].as_u64().unwrap(),
+        "{name}: alignment"
+    );
     assert_eq!(
         f.data_offset(),
         rec["tensor_data_offset"].as_u64().unwrap(),
@@ -64,7 +81,10 @@ fn check_record(dir: &Path, rec: &Json) -> Option<usize> {
     let meta = rec["metadata"].as_object().unwrap();
     assert_eq!(f.metadata().len(), meta.len(), "{name}: metadata count");
     for (key, want) in meta {
-        let got = f.metadata().get(key).unwrap_or_else(|| panic!("{name}: `{key}` missing"));
+        let got = f
+            .metadata()
+            .get(key)
+            .unwrap_or_else(|| panic!("{name}: `{key}` missing"));
         check_value(name, key, got, want);
     }
 
@@ -74,19 +94,43 @@ fn check_record(dir: &Path, rec: &Json) -> Option<usize> {
         let ctx = format!("{name}: tensor `{}`", t.name());
         assert_eq!(t.name(), want["name"], "{ctx}: name/order");
         assert_eq!(t.ty().name(), want["type"], "{ctx}");
-        let ne: Vec<u64> = want["ne"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+        let ne: Vec<u64> = want["ne"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .collect();
         assert_eq!(t.ne(), ne, "{ctx}: ne");
-        assert_eq!(t.offset(), want["offset"].as_u64().unwrap(), "{ctx}: offset");
-        assert_eq!(t.nbytes(), want["nbytes"].as_u64().unwrap(), "{ctx}: nbytes");
-        assert_eq!(sha256_hex(f.tensor_bytes(t)), want["sha256"], "{ctx}: sha256");
-        assert!(std::ptr::eq(f.tensor(t.name()).unwrap(), t), "{ctx}: lookup by name");
+        assert_eq!(
+            t.offset(),
+            want["offset"].as_u64().unwrap(),
+            "{ctx}: offset"
+        );
+        assert_eq!(
+            t.nbytes(),
+            want["nbytes"].as_u64().unwrap(),
+            "{ctx}: nbytes"
+        );
+        assert_eq!(
+            sha256_hex(f.tensor_bytes(t)),
+            want["sha256"],
+            "{ctx}: sha256"
+        );
+        assert!(
+            std::ptr::eq(f.tensor(t.name()).unwrap(), t),
+            "{ctx}: lookup by name"
+        );
     }
     Some(tensors.len())
 }
 
 fn manifest(dir: &Path) -> Vec<Json> {
     let text = std::fs::read(dir.join("gguf-manifest.json")).unwrap();
-    serde_json::from_slice::<Json>(&text).unwrap().as_array().unwrap().clone()
+    serde_json::from_slice::<Json>(&text)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
 }
 
 #[test]
@@ -120,18 +164,42 @@ fn vocab_only_files() {
     assert_eq!(md.u64(keys::TOKENIZER_EOS_ID).unwrap(), 2);
     assert!(md.bool(keys::TOKENIZER_ADD_BOS).unwrap());
     assert!(!md.bool(keys::TOKENIZER_ADD_EOS).unwrap());
-    let tokens = md.array(keys::TOKENIZER_TOKENS).unwrap().as_strings().unwrap();
+    let tokens = md
+        .array(keys::TOKENIZER_TOKENS)
+        .unwrap()
+        .as_strings()
+        .unwrap();
     assert_eq!(tokens.len(), 32000);
     assert_eq!(tokens[1].as_str(), Some("<s>"));
     assert_eq!(tokens[2].as_str(), Some("</s>"));
-    assert_eq!(md.array(keys::TOKENIZER_SCORES).unwrap().as_f32().unwrap().len(), 32000);
-    assert_eq!(md.array(keys::TOKENIZER_TOKEN_TYPE).unwrap().as_i32().unwrap().len(), 32000);
+    assert_eq!(
+        md.array(keys::TOKENIZER_SCORES)
+            .unwrap()
+            .as_f32()
+            .unwrap()
+            .len(),
+        32000
+    );
+    assert_eq!(
+        md.array(keys::TOKENIZER_TOKEN_TYPE)
+            .unwrap()
+            .as_i32()
+            .unwrap()
+            .len(),
+        32000
+    );
     let err = md.f32(keys::TOKENIZER_TOKENS).unwrap_err().to_string();
-    assert!(err.contains("tokenizer.ggml.tokens") && err.contains("array of string"), "{err}");
+    assert!(
+        err.contains("tokenizer.ggml.tokens") && err.contains("array of string"),
+        "{err}"
+    );
 
     let spm = GgufFile::open(fx.join("tokenizers/ggml-vocab-llama-spm.gguf")).unwrap();
     assert_eq!(spm.version(), 3);
-    assert_eq!(spm.metadata().array(keys::TOKENIZER_TOKENS).unwrap().len(), 32000);
+    assert_eq!(
+        spm.metadata().array(keys::TOKENIZER_TOKENS).unwrap().len(),
+        32000
+    );
 }
 
 /// Test-local block types, so these tests do not depend on the quant module's implementations.
@@ -155,9 +223,22 @@ impl Block for Q8Block {
 }
 
 fn row0_head(dir: &Path, file: &str, tensor: &str) -> Vec<f32> {
-    let rec = manifest(dir).into_iter().find(|r| r["file"] == file).unwrap();
-    let t = rec["tensors"].as_array().unwrap().iter().find(|t| t["name"] == tensor).unwrap();
-    t["dequant_row0_head"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect()
+    let rec = manifest(dir)
+        .into_iter()
+        .find(|r| r["file"] == file)
+        .unwrap();
+    let t = rec["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == tensor)
+        .unwrap();
+    t["dequant_row0_head"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap() as f32)
+        .collect()
 }
 
 /// Typed views decode to the values gguf-py dequantized (exactly: F32 is a copy, and Q8_0 is
@@ -171,7 +252,10 @@ fn typed_views_match_gguf_py_values() {
     let v = f.tensor_data::<F32Value>(t).unwrap();
     assert_eq!(v.len() as u64, t.n_elements());
     let got: Vec<f32> = v[..32].iter().map(|x| x.0).collect();
-    assert_eq!(got, row0_head(&dir, "stories260K-f32.gguf", "token_embd.weight"));
+    assert_eq!(
+        got,
+        row0_head(&dir, "stories260K-f32.gguf", "token_embd.weight")
+    );
 
     let dir = fx.join("mixtral-mini");
     let f = GgufFile::open(dir.join("mixtral-mini-Q4_0.gguf")).unwrap();
@@ -181,8 +265,14 @@ fn typed_views_match_gguf_py_values() {
     assert_eq!(blocks.len() as u64 * 32, t.n_elements());
     let d = half::f16::from_bits(blocks[0].d).to_f32();
     let got: Vec<f32> = blocks[0].qs.iter().map(|&q| d * f32::from(q)).collect();
-    assert_eq!(got, row0_head(&dir, "mixtral-mini-Q4_0.gguf", "blk.0.attn_k.weight"));
+    assert_eq!(
+        got,
+        row0_head(&dir, "mixtral-mini-Q4_0.gguf", "blk.0.attn_k.weight")
+    );
 
     let err = f.tensor_data::<F32Value>(t).unwrap_err().to_string();
-    assert!(err.contains("blk.0.attn_k.weight") && err.contains("Q8_0") && err.contains("F32"), "{err}");
+    assert!(
+        err.contains("blk.0.attn_k.weight") && err.contains("Q8_0") && err.contains("F32"),
+        "{err}"
+    );
 }

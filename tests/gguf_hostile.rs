@@ -42,19 +42,33 @@ fn the_valid_base_file_parses() {
 fn truncated_header() {
     let mut r = Raw::default();
     r.raw(b"GGUF").u32(3).raw(&[0; 4]);
-    expect_err(&r.bytes, &["truncated", "tensor_count", "at byte 8", "needs 8 bytes but only 4"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "truncated",
+            "tensor_count",
+            "at byte 8",
+            "needs 8 bytes but only 4",
+        ],
+    );
     expect_err(b"GG", &["truncated", "magic", "at byte 0"]);
     expect_err(b"", &["magic"]);
     // Every prefix of a valid file is an error up to the end of the tensor data.
     let full = valid().bytes;
     for len in 0..full.len() {
-        assert!(GgufHeader::parse(&full[..len]).is_err(), "prefix of {len} bytes parsed");
+        assert!(
+            GgufHeader::parse(&full[..len]).is_err(),
+            "prefix of {len} bytes parsed"
+        );
     }
 }
 
 #[test]
 fn bad_magic_and_versions() {
-    expect_err(b"GGML\x03\0\0\0", &["not a GGUF file", "\"GGML\"", "byte 0"]);
+    expect_err(
+        b"GGML\x03\0\0\0",
+        &["not a GGUF file", "\"GGML\"", "byte 0"],
+    );
     let mut r = Raw::default();
     r.header(1, 0, 0);
     expect_err(&r.bytes, &["unsupported GGUF version 1", "at byte 4"]);
@@ -63,8 +77,14 @@ fn bad_magic_and_versions() {
     expect_err(&r.bytes, &["unsupported GGUF version 4"]);
     // A big-endian v3 file: the version's bytes are 00 00 00 03.
     let mut r = Raw::default();
-    r.raw(b"GGUF").raw(&3u32.to_be_bytes()).raw(&0u64.to_be_bytes()).raw(&0u64.to_be_bytes());
-    expect_err(&r.bytes, &["big-endian GGUF is not supported", "version", "byte 4"]);
+    r.raw(b"GGUF")
+        .raw(&3u32.to_be_bytes())
+        .raw(&0u64.to_be_bytes())
+        .raw(&0u64.to_be_bytes());
+    expect_err(
+        &r.bytes,
+        &["big-endian GGUF is not supported", "version", "byte 4"],
+    );
 }
 
 #[test]
@@ -75,7 +95,11 @@ fn string_length_past_eof() {
     r.u64(1 << 40).raw(b"abc");
     expect_err(
         &r.bytes,
-        &["metadata `general.name` length", &format!("at byte {at}"), "string length 1099511627776 runs past"],
+        &[
+            "metadata `general.name` length",
+            &format!("at byte {at}"),
+            "string length 1099511627776 runs past",
+        ],
     );
     // A key whose length runs past the end.
     let mut r = Raw::default();
@@ -87,12 +111,19 @@ fn string_length_past_eof() {
 #[test]
 fn absurd_array_length() {
     let mut r = Raw::default();
-    r.header(3, 0, 1).str(b"tokenizer.ggml.scores").u32(9).u32(6);
+    r.header(3, 0, 1)
+        .str(b"tokenizer.ggml.scores")
+        .u32(9)
+        .u32(6);
     let at = r.pos();
     r.u64(u64::MAX / 2).raw(&[0; 16]);
     expect_err(
         &r.bytes,
-        &["metadata `tokenizer.ggml.scores` length", &format!("at byte {at}"), "cannot fit"],
+        &[
+            "metadata `tokenizer.ggml.scores` length",
+            &format!("at byte {at}"),
+            "cannot fit",
+        ],
     );
     // Nested: the inner array's length is absurd; the field names the element.
     let mut r = Raw::default();
@@ -101,7 +132,10 @@ fn absurd_array_length() {
     r.u32(10);
     let at = r.pos();
     r.u64(1 << 61);
-    expect_err(&r.bytes, &["metadata `nested`[1] length", &format!("at byte {at}")]);
+    expect_err(
+        &r.bytes,
+        &["metadata `nested`[1] length", &format!("at byte {at}")],
+    );
 }
 
 #[test]
@@ -112,7 +146,13 @@ fn arrays_nested_too_deep() {
         r.u32(9).u64(1);
     }
     r.u32(0).u64(0);
-    expect_err(&r.bytes, &["metadata `deep`[0][0][0][0][0][0][0][0]", "nested more than 8"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "metadata `deep`[0][0][0][0][0][0][0][0]",
+            "nested more than 8",
+        ],
+    );
     // 8 levels are accepted.
     let inner = (0..7).fold(Array::U8(vec![1]), |a, _| Array::Array(vec![a]));
     let mut r = Raw::default();
@@ -128,7 +168,14 @@ fn n_dims_9() {
     let at = r.pos();
     r.u32(9);
     r.raw(&[0; 128]);
-    expect_err(&r.bytes, &["tensor `blk.0.attn_q.weight` n_dims", &format!("at byte {at}"), "n_dims is 9"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "tensor `blk.0.attn_q.weight` n_dims",
+            &format!("at byte {at}"),
+            "n_dims is 9",
+        ],
+    );
 }
 
 fn one_tensor(ne: &[u64], type_id: u32, offset: u64, data: usize) -> (Raw, usize, usize) {
@@ -147,13 +194,23 @@ fn one_tensor(ne: &[u64], type_id: u32, offset: u64, data: usize) -> (Raw, usize
 fn tensor_offset_past_eof() {
     let (r, _, type_at) = one_tensor(&[8], F32, 1 << 20, 32);
     let at = type_at + 4;
-    expect_err(&r.bytes, &["tensor `w` offset", &format!("at byte {at}"), "runs past the end of the file"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "tensor `w` offset",
+            &format!("at byte {at}"),
+            "runs past the end of the file",
+        ],
+    );
     // offset + nbytes overflowing u64 is the same error, not a wrap-around.
     let (r, _, _) = one_tensor(&[8], F32, u64::MAX - 31, 32);
     expect_err(&r.bytes, &["tensor `w` offset", "runs past the end"]);
     // Data that starts inside the file but ends past it.
     let (r, _, _) = one_tensor(&[16], F32, 0, 32);
-    expect_err(&r.bytes, &["tensor `w` offset", "64 bytes at data offset 0"]);
+    expect_err(
+        &r.bytes,
+        &["tensor `w` offset", "64 bytes at data offset 0"],
+    );
 }
 
 #[test]
@@ -161,7 +218,11 @@ fn misaligned_offset() {
     let (r, _, type_at) = one_tensor(&[8], F32, 4, 64);
     expect_err(
         &r.bytes,
-        &["tensor `w` offset", &format!("at byte {}", type_at + 4), "not a multiple of the alignment 32"],
+        &[
+            "tensor `w` offset",
+            &format!("at byte {}", type_at + 4),
+            "not a multiple of the alignment 32",
+        ],
     );
 }
 
@@ -171,7 +232,11 @@ fn unknown_type_id() {
         let (r, _, type_at) = one_tensor(&[8], id, 0, 64);
         expect_err(
             &r.bytes,
-            &["tensor `w` type", &format!("at byte {type_at}"), &format!("unknown ggml type id {id}")],
+            &[
+                "tensor `w` type",
+                &format!("at byte {type_at}"),
+                &format!("unknown ggml type id {id}"),
+            ],
         );
     }
 }
@@ -179,7 +244,14 @@ fn unknown_type_id() {
 #[test]
 fn bad_shapes() {
     let (r, ne_at, _) = one_tensor(&[16], Q4_0, 0, 64);
-    expect_err(&r.bytes, &["tensor `w` shape", &format!("at byte {ne_at}"), "not a multiple of the Q4_0 block size 32"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "tensor `w` shape",
+            &format!("at byte {ne_at}"),
+            "not a multiple of the Q4_0 block size 32",
+        ],
+    );
     let (r, _, _) = one_tensor(&[1 << 40, 1 << 40], F32, 0, 64);
     expect_err(&r.bytes, &["tensor `w` shape", "overflows"]);
     let (r, _, _) = one_tensor(&[u64::MAX], F32, 0, 64);
@@ -192,7 +264,14 @@ fn unknown_value_type() {
     r.header(3, 0, 1).str(b"k");
     let at = r.pos();
     r.u32(13).u64(0);
-    expect_err(&r.bytes, &["metadata `k` value type", &format!("at byte {at}"), "unknown value type id 13"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "metadata `k` value type",
+            &format!("at byte {at}"),
+            "unknown value type id 13",
+        ],
+    );
 }
 
 #[test]
@@ -201,7 +280,10 @@ fn bad_bool_byte() {
     r.header(3, 0, 1).str(b"flag").u32(7);
     let at = r.pos();
     r.u8(2);
-    expect_err(&r.bytes, &["metadata `flag`", &format!("at byte {at}"), "0x02"]);
+    expect_err(
+        &r.bytes,
+        &["metadata `flag`", &format!("at byte {at}"), "0x02"],
+    );
 }
 
 #[test]
@@ -210,19 +292,34 @@ fn duplicates_and_overlaps() {
     r.header(3, 0, 2).kv("a", &Value::U8(1));
     let at = r.pos();
     r.kv("a", &Value::U8(2));
-    expect_err(&r.bytes, &["metadata `a`", &format!("at byte {at}"), "duplicate key"]);
+    expect_err(
+        &r.bytes,
+        &["metadata `a`", &format!("at byte {at}"), "duplicate key"],
+    );
 
     let mut r = Raw::default();
     r.header(3, 2, 0).tensor_info("w", &[8], F32, 0);
     let at = r.pos();
     r.tensor_info("w", &[8], F32, 32).pad(32).raw(&[0; 64]);
-    expect_err(&r.bytes, &["tensor `w` name", &format!("at byte {at}"), "duplicate tensor name"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "tensor `w` name",
+            &format!("at byte {at}"),
+            "duplicate tensor name",
+        ],
+    );
 
     // `b` starts inside `a`'s data.
     let mut r = Raw::default();
-    r.header(3, 2, 0).tensor_info("a", &[16], F32, 0).tensor_info("b", &[8], F32, 32);
+    r.header(3, 2, 0)
+        .tensor_info("a", &[16], F32, 0)
+        .tensor_info("b", &[8], F32, 32);
     r.pad(32).raw(&[0; 128]);
-    expect_err(&r.bytes, &["tensor `b` offset", "overlaps tensor `a` [0, 64)"]);
+    expect_err(
+        &r.bytes,
+        &["tensor `b` offset", "overlaps tensor `a` [0, 64)"],
+    );
 }
 
 #[test]
@@ -239,7 +336,9 @@ fn bad_alignment() {
     }
     // Any integer type that fits is accepted (gguf-py writes what it is given).
     let mut r = Raw::default();
-    r.header(3, 1, 1).kv("general.alignment", &Value::U64(64)).tensor_info("w", &[8], F32, 0);
+    r.header(3, 1, 1)
+        .kv("general.alignment", &Value::U64(64))
+        .tensor_info("w", &[8], F32, 0);
     r.pad(64).raw(&[0; 64]);
     assert_eq!(GgufHeader::parse(&r.bytes).unwrap().data_offset() % 64, 0);
 }
@@ -255,24 +354,40 @@ fn counts_beyond_the_file() {
     // Each fits alone, both together do not.
     let mut r = Raw::default();
     r.header(3, 4, 7).raw(&[0; 100]);
-    expect_err(&r.bytes, &["tensor_count + kv_count", "need at least 187 bytes, 100 left"]);
+    expect_err(
+        &r.bytes,
+        &[
+            "tensor_count + kv_count",
+            "need at least 187 bytes, 100 left",
+        ],
+    );
 }
 
 #[test]
 fn invalid_utf8_names() {
     let mut r = Raw::default();
     r.header(3, 0, 1).str(b"k\xff").u32(0).u8(0);
-    expect_err(&r.bytes, &["metadata entry #0 key", "at byte 24", "not valid UTF-8"]);
+    expect_err(
+        &r.bytes,
+        &["metadata entry #0 key", "at byte 24", "not valid UTF-8"],
+    );
     let mut r = Raw::default();
     r.header(3, 1, 0).str(b"\xc3").raw(&[0; 40]);
-    expect_err(&r.bytes, &["tensor #0 name", "at byte 24", "not valid UTF-8"]);
+    expect_err(
+        &r.bytes,
+        &["tensor #0 name", "at byte 24", "not valid UTF-8"],
+    );
     // Invalid UTF-8 in a string *value* is kept (as bytes): only the &str getter refuses it.
     let mut r = Raw::default();
-    r.header(3, 0, 1).kv("s", &Value::String(b"\xff".to_vec().into()));
+    r.header(3, 0, 1)
+        .kv("s", &Value::String(b"\xff".to_vec().into()));
     let h = GgufHeader::parse(&r.bytes).unwrap();
     assert_eq!(h.metadata().string_bytes("s").unwrap().as_bytes(), b"\xff");
     let err = h.metadata().string("s").unwrap_err().to_string();
-    assert!(err.contains("`s`") && err.contains("invalid UTF-8") && err.contains("at byte 24"), "{err}");
+    assert!(
+        err.contains("`s`") && err.contains("invalid UTF-8") && err.contains("at byte 24"),
+        "{err}"
+    );
 }
 
 #[test]

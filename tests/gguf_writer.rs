@@ -42,13 +42,22 @@ fn fixture_files_rewrite_byte_identical() {
     let Some(fx) = common::fixtures() else { return };
     let dir = tempfile::tempdir().unwrap();
     let files = fixture_ggufs(&fx);
-    assert_eq!(files.len(), 10, "expected the 10 shipped fixture GGUFs: {files:?}");
+    assert_eq!(
+        files.len(),
+        10,
+        "expected the 10 shipped fixture GGUFs: {files:?}"
+    );
     for src in &files {
         let dest = dir.path().join(src.file_name().unwrap());
         rewrite(src, &dest);
         let (a, b) = (std::fs::read(src).unwrap(), std::fs::read(&dest).unwrap());
         assert_eq!(a.len(), b.len(), "{}: size", src.display());
-        assert_eq!(Sha256::digest(&a), Sha256::digest(&b), "{}: sha256", src.display());
+        assert_eq!(
+            Sha256::digest(&a),
+            Sha256::digest(&b),
+            "{}: sha256",
+            src.display()
+        );
         assert!(a == b, "{}: bytes differ", src.display());
         println!("byte-identical: {} ({} bytes)", src.display(), a.len());
         std::fs::remove_file(&dest).unwrap();
@@ -58,7 +67,13 @@ fn fixture_files_rewrite_byte_identical() {
 fn spec_file(alignment: Option<u32>) -> FileSpec {
     let mut kvs = vec![
         ("general.architecture".to_string(), Value::from("llama")),
-        ("nested".to_string(), Value::Array(Array::Array(vec![Array::U16(vec![1, 2]), Array::String(vec!["x".into()])]))),
+        (
+            "nested".to_string(),
+            Value::Array(Array::Array(vec![
+                Array::U16(vec![1, 2]),
+                Array::String(vec!["x".into()]),
+            ])),
+        ),
     ];
     if let Some(a) = alignment {
         kvs.push(("general.alignment".to_string(), Value::U32(a)));
@@ -86,7 +101,11 @@ fn write_spec(spec: &FileSpec, dest: &Path) {
     for (k, v) in &spec.kvs {
         md.push(k.clone(), v.clone()).unwrap();
     }
-    let specs: Vec<TensorSpec> = spec.tensors.iter().map(|t| TensorSpec::new(t.name.clone(), t.ty, &t.ne)).collect();
+    let specs: Vec<TensorSpec> = spec
+        .tensors
+        .iter()
+        .map(|t| TensorSpec::new(t.name.clone(), t.ty, &t.ne))
+        .collect();
     let mut w = GgufWriter::create(dest, &md, &specs).unwrap();
     for t in &spec.tensors {
         w.write_tensor(&t.name, &t.data).unwrap();
@@ -103,9 +122,13 @@ fn alignment_and_padding_match_the_encoder() {
         let spec = spec_file(alignment);
         let dest = dir.path().join("x.gguf");
         write_spec(&spec, &dest);
-        let (raw, offsets, data_start) = spec.encode();
+        let enc = spec.encode();
+        let (raw, offsets, data_start) = (enc.raw, enc.offsets, enc.data_start);
         let got = std::fs::read(&dest).unwrap();
-        assert!(got == raw.bytes, "alignment {alignment:?}: writer and encoder differ");
+        assert!(
+            got == raw.bytes,
+            "alignment {alignment:?}: writer and encoder differ"
+        );
         let f = GgufFile::open(&dest).unwrap();
         let a = u64::from(alignment.unwrap_or(32));
         assert_eq!(f.alignment(), a);
@@ -121,7 +144,10 @@ fn alignment_and_padding_match_the_encoder() {
 }
 
 fn tmp_of(dest: &Path) -> PathBuf {
-    dest.with_file_name(format!("{}.tmp", dest.file_name().unwrap().to_str().unwrap()))
+    dest.with_file_name(format!(
+        "{}.tmp",
+        dest.file_name().unwrap().to_str().unwrap()
+    ))
 }
 
 #[test]
@@ -130,7 +156,10 @@ fn temp_file_protocol() {
     let dest = dir.path().join("out.gguf");
     let tmp = tmp_of(&dest);
     let md = Metadata::new();
-    let specs = [TensorSpec::new("a", GgmlType::F32, &[4]), TensorSpec::new("b", GgmlType::F32, &[2])];
+    let specs = [
+        TensorSpec::new("a", GgmlType::F32, &[4]),
+        TensorSpec::new("b", GgmlType::F32, &[2]),
+    ];
 
     // Dropped unfinished: the temp file goes, the destination never appears.
     let mut w = GgufWriter::create(&dest, &md, &specs).unwrap();
@@ -143,30 +172,50 @@ fn temp_file_protocol() {
     std::fs::write(&dest, b"old").unwrap();
     let mut w = GgufWriter::create(&dest, &md, &specs).unwrap();
     let err = w.write_tensor("a", &[0; 15]).unwrap_err().to_string();
-    assert!(err.contains("tensor `a`") && err.contains("15 bytes given") && err.contains("16"), "{err}");
+    assert!(
+        err.contains("tensor `a`") && err.contains("15 bytes given") && err.contains("16"),
+        "{err}"
+    );
     assert!(!tmp.exists());
-    assert!(w.write_tensor("a", &[0; 16]).is_err(), "a failed writer must stay failed");
+    assert!(
+        w.write_tensor("a", &[0; 16]).is_err(),
+        "a failed writer must stay failed"
+    );
     drop(w);
-    assert_eq!(std::fs::read(&dest).unwrap(), b"old", "destination untouched on failure");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        b"old",
+        "destination untouched on failure"
+    );
 
     // Out of order.
     let mut w = GgufWriter::create(&dest, &md, &specs).unwrap();
     let err = w.write_tensor("b", &[0; 8]).unwrap_err().to_string();
-    assert!(err.contains("tensor `b`") && err.contains("out of order") && err.contains("`a`"), "{err}");
+    assert!(
+        err.contains("tensor `b`") && err.contains("out of order") && err.contains("`a`"),
+        "{err}"
+    );
     assert!(!tmp.exists());
 
     // Finishing early names the first missing tensor.
     let mut w = GgufWriter::create(&dest, &md, &specs).unwrap();
     w.write_tensor("a", &[0; 16]).unwrap();
     let err = w.finish().unwrap_err().to_string();
-    assert!(err.contains("tensor `b`") && err.contains("1 of 2"), "{err}");
+    assert!(
+        err.contains("tensor `b`") && err.contains("1 of 2"),
+        "{err}"
+    );
     assert!(!tmp.exists());
     assert_eq!(std::fs::read(&dest).unwrap(), b"old");
 
     // One too many.
     let mut w = GgufWriter::create(&dest, &md, &specs[..1]).unwrap();
     w.write_tensor("a", &[0; 16]).unwrap();
-    assert!(w.write_tensor("b", &[0; 8]).unwrap_err().to_string().contains("already written"));
+    assert!(w
+        .write_tensor("b", &[0; 8])
+        .unwrap_err()
+        .to_string()
+        .contains("already written"));
 
     // Success replaces the destination and leaves no temp file.
     let mut w = GgufWriter::create(&dest, &md, &specs).unwrap();
@@ -183,16 +232,28 @@ fn declarations_are_checked_up_front() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("out.gguf");
     let create_err = |md: &Metadata, specs: &[TensorSpec]| {
-        let err = GgufWriter::create(&dest, md, specs).err().unwrap().to_string();
+        let err = GgufWriter::create(&dest, md, specs)
+            .err()
+            .unwrap()
+            .to_string();
         assert!(!tmp_of(&dest).exists() && !dest.exists());
         err
     };
     let md = Metadata::new();
     let err = create_err(&md, &[TensorSpec::new("q", GgmlType::Q4_0, &[16])]);
-    assert!(err.contains("tensor `q`") && err.contains("block size 32"), "{err}");
+    assert!(
+        err.contains("tensor `q`") && err.contains("block size 32"),
+        "{err}"
+    );
     let err = create_err(&md, &[TensorSpec::new("t", GgmlType::F32, &[1; 5])]);
-    assert!(err.contains("tensor `t`") && err.contains("5 dimensions"), "{err}");
-    let dup = [TensorSpec::new("t", GgmlType::F32, &[1]), TensorSpec::new("t", GgmlType::F32, &[1])];
+    assert!(
+        err.contains("tensor `t`") && err.contains("5 dimensions"),
+        "{err}"
+    );
+    let dup = [
+        TensorSpec::new("t", GgmlType::F32, &[1]),
+        TensorSpec::new("t", GgmlType::F32, &[1]),
+    ];
     assert!(create_err(&md, &dup).contains("duplicate tensor name"));
     let long = "x".repeat(64);
     assert!(create_err(&md, &[TensorSpec::new(long, GgmlType::F32, &[1])]).contains("at most 63"));

@@ -46,7 +46,12 @@ fn header(s: &mut String, path: &Path, f: &GgufFile) {
 fn metadata(s: &mut String, f: &GgufFile) {
     let entries = f.metadata().entries();
     let _ = writeln!(s, "\nmetadata ({} keys):", entries.len());
-    let key_width = entries.iter().map(|e| e.key.len()).max().unwrap_or(0).min(48);
+    let key_width = entries
+        .iter()
+        .map(|e| e.key.len())
+        .max()
+        .unwrap_or(0)
+        .min(48);
     for e in entries {
         let _ = writeln!(
             s,
@@ -95,9 +100,17 @@ fn tensors(s: &mut String, f: &GgufFile) {
     let mut rows: Vec<_> = by_type.into_iter().collect();
     rows.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
     let _ = writeln!(s, "\nbytes by type:");
-    let _ = writeln!(s, "  {:<7}  {:>7}  {:>12}  {:>6}", "type", "tensors", "bytes", "%");
+    let _ = writeln!(
+        s,
+        "  {:<7}  {:>7}  {:>12}  {:>6}",
+        "type", "tensors", "bytes", "%"
+    );
     for (ty, (n, b)) in rows {
-        let pct = if total == 0 { 0.0 } else { 100.0 * b as f64 / total as f64 };
+        let pct = if total == 0 {
+            0.0
+        } else {
+            100.0 * b as f64 / total as f64
+        };
         let _ = writeln!(s, "  {:<7}  {n:>7}  {b:>12}  {pct:>6.2}", ty.name());
     }
 }
@@ -117,7 +130,11 @@ fn value(v: &Value) -> String {
 
 fn array(a: &Array) -> String {
     let head: Vec<String> = match a {
-        Array::String(v) => v.iter().take(ARRAY_HEAD).map(|st| string(st, ELEMENT_STRING_HEAD)).collect(),
+        Array::String(v) => v
+            .iter()
+            .take(ARRAY_HEAD)
+            .map(|st| string(st, ELEMENT_STRING_HEAD))
+            .collect(),
         Array::Array(v) => v
             .iter()
             .take(ARRAY_HEAD)

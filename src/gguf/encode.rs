@@ -6,7 +6,12 @@ use super::value::{Array, GgufString, Value};
 
 /// The complete header (magic through the last tensor info) for `tensors` at data-section
 /// offsets `offsets`.
-pub(crate) fn header(version: u32, metadata: &Metadata, tensors: &[TensorSpec], offsets: &[u64]) -> Vec<u8> {
+pub(crate) fn header(
+    version: u32,
+    metadata: &Metadata,
+    tensors: &[TensorSpec],
+    offsets: &[u64],
+) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&super::reader::MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -69,7 +74,9 @@ fn array(out: &mut Vec<u8>, a: &Array) {
         Array::I32(v) => each(out, v, i32::to_le_bytes),
         Array::F32(v) => each(out, v, f32::to_le_bytes),
         Array::Bool(v) => out.extend(v.iter().map(|&b| u8::from(b))),
-        Array::String(v) => v.iter().for_each(|s: &GgufString| string(out, s.as_bytes())),
+        Array::String(v) => v
+            .iter()
+            .for_each(|s: &GgufString| string(out, s.as_bytes())),
         Array::Array(v) => v.iter().for_each(|inner| array(out, inner)),
         Array::U64(v) => each(out, v, u64::to_le_bytes),
         Array::I64(v) => each(out, v, i64::to_le_bytes),

@@ -70,11 +70,17 @@ pub enum GgufError {
 }
 
 fn at_byte(offset: Option<u64>) -> String {
-    offset.map(|o| format!(" (at byte {o})")).unwrap_or_default()
+    offset
+        .map(|o| format!(" (at byte {o})"))
+        .unwrap_or_default()
 }
 
 impl GgufError {
-    pub(crate) fn invalid(field: impl Into<String>, offset: u64, reason: impl Into<String>) -> Self {
+    pub(crate) fn invalid(
+        field: impl Into<String>,
+        offset: u64,
+        reason: impl Into<String>,
+    ) -> Self {
         GgufError::Invalid {
             field: field.into(),
             offset,

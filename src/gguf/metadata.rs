@@ -166,10 +166,17 @@ mod tests {
         assert_eq!(md.u32("a").unwrap(), 5);
         assert_eq!(md.u64("a").unwrap(), 5);
         let err = md.u32("b").unwrap_err().to_string();
-        assert!(err.contains("`b`") && err.contains("u32") && err.contains("-1"), "{err}");
+        assert!(
+            err.contains("`b`") && err.contains("u32") && err.contains("-1"),
+            "{err}"
+        );
         let err = md.bool("c").unwrap_err().to_string();
         assert!(err.contains("`c`") && err.contains("\"text\""), "{err}");
-        assert!(md.u32("zz").unwrap_err().to_string().contains("`zz` is missing"));
+        assert!(md
+            .u32("zz")
+            .unwrap_err()
+            .to_string()
+            .contains("`zz` is missing"));
         assert_eq!(md.get_opt::<u32>("zz").unwrap(), None);
         assert_eq!(md.string("c").unwrap(), "text");
         let keys: Vec<_> = md.entries().iter().map(|e| e.key.as_str()).collect();

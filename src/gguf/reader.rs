@@ -72,7 +72,13 @@ impl GgufHeader {
         let kv_count_at = c.pos();
         let kv_count = c.u64(&|| "kv_count".into())?;
         check_count(&c, "kv_count", kv_count_at, kv_count, MIN_KV_BYTES)?;
-        check_count(&c, "tensor_count", tensor_count_at, tensor_count, MIN_TENSOR_INFO_BYTES)?;
+        check_count(
+            &c,
+            "tensor_count",
+            tensor_count_at,
+            tensor_count,
+            MIN_TENSOR_INFO_BYTES,
+        )?;
         let both = tensor_count * MIN_TENSOR_INFO_BYTES + kv_count * MIN_KV_BYTES;
         if both > c.left() {
             return Err(GgufError::invalid(
@@ -89,9 +95,8 @@ impl GgufHeader {
         let alignment = alignment(&metadata)?;
         let (tensors, index) = read_tensor_infos(&mut c, tensor_count)?;
         let header_len = c.pos();
-        let data_offset = align_up(header_len, alignment).ok_or_else(|| {
-            GgufError::invalid("data section", header_len, "offset overflows")
-        })?;
+        let data_offset = align_up(header_len, alignment)
+            .ok_or_else(|| GgufError::invalid("data section", header_len, "offset overflows"))?;
         let header = GgufHeader {
             version,
             metadata,
@@ -124,7 +129,7 @@ impl GgufHeader {
                 .data_offset
                 .checked_add(t.offset)
                 .and_then(|s| s.checked_add(t.nbytes));
-            if end.is_none_or(|e| e > self.file_size) {
+            if !end.is_some_and(|e| e <= self.file_size) {
                 return Err(GgufError::invalid(
                     field(),
                     offset_field_pos(t),
@@ -398,7 +403,11 @@ fn read_tensor_infos(c: &mut Cursor, count: u64) -> Result<(Vec<TensorInfo>, Ten
         let name = c.utf8(&|| format!("tensor #{i} name"))?;
         let field = |what: &str| format!("tensor `{name}` {what}");
         if index.contains_key(&name) {
-            return Err(GgufError::invalid(field("name"), info_offset, "duplicate tensor name"));
+            return Err(GgufError::invalid(
+                field("name"),
+                info_offset,
+                "duplicate tensor name",
+            ));
         }
         let dims_at = c.pos();
         let n_dims = c.u32(&|| field("n_dims"))?;
@@ -416,7 +425,11 @@ fn read_tensor_infos(c: &mut Cursor, count: u64) -> Result<(Vec<TensorInfo>, Ten
         let type_at = c.pos();
         let type_id = c.u32(&|| field("type"))?;
         let ty = GgmlType::from_id(type_id).ok_or_else(|| {
-            GgufError::invalid(field("type"), type_at, format!("unknown ggml type id {type_id}"))
+            GgufError::invalid(
+                field("type"),
+                type_at,
+                format!("unknown ggml type id {type_id}"),
+            )
         })?;
         let offset = c.u64(&|| field("offset"))?;
         let nbytes = tensor_nbytes(ty, &ne)

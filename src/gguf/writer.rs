@@ -61,10 +61,15 @@ impl GgufWriter {
             if t.name.len() > MAX_NAME_BYTES {
                 return Err(GgufError::write(
                     field(),
-                    format!("name is {} bytes, llama.cpp reads at most {MAX_NAME_BYTES}", t.name.len()),
+                    format!(
+                        "name is {} bytes, llama.cpp reads at most {MAX_NAME_BYTES}",
+                        t.name.len()
+                    ),
                 ));
             }
-            let nbytes = t.nbytes().map_err(|reason| GgufError::write(field(), reason))?;
+            let nbytes = t
+                .nbytes()
+                .map_err(|reason| GgufError::write(field(), reason))?;
             offsets.push(offset);
             offset = offset
                 .checked_add(nbytes)
@@ -104,14 +109,20 @@ impl GgufWriter {
         let Some((spec, nbytes)) = self.tensors.get(self.next) else {
             return self.fail(GgufError::write(
                 format!("tensor `{name}`"),
-                format!("all {} declared tensors are already written", self.tensors.len()),
+                format!(
+                    "all {} declared tensors are already written",
+                    self.tensors.len()
+                ),
             ));
         };
         if spec.name != name {
             let expected = spec.name.clone();
             return self.fail(GgufError::write(
                 format!("tensor `{name}`"),
-                format!("written out of order: tensor #{} is `{expected}`", self.next),
+                format!(
+                    "written out of order: tensor #{} is `{expected}`",
+                    self.next
+                ),
             ));
         }
         if data.len() as u64 != *nbytes {

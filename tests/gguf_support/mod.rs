@@ -236,12 +236,15 @@ impl FileSpec {
             .unwrap_or(32)
     }
 
-    /// Encodes the file; also returns each tensor's data-section offset and the absolute
-    /// data-section start.
-    pub fn encode(&self) -> (Raw, Vec<u64>, usize) {
+    /// Encodes the file, computing offsets and padding independently of the crate.
+    pub fn encode(&self) -> Encoded {
         let align = self.alignment();
         let mut raw = Raw::default();
-        raw.header(self.version, self.tensors.len() as u64, self.kvs.len() as u64);
+        raw.header(
+            self.version,
+            self.tensors.len() as u64,
+            self.kvs.len() as u64,
+        );
         for (k, v) in &self.kvs {
             raw.kv(k, v);
         }
@@ -253,15 +256,43 @@ impl FileSpec {
             off += t.data.len() as u64;
             off = off.div_ceil(align as u64) * align as u64;
         }
-        let data_start = raw.pos().div_ceil(align) * align;
+        let header_len = raw.pos();
+        let data_start = header_len.div_ceil(align) * align;
+        // Bytes a reader needs: the header, and every tensor's data.
+        let required = self
+            .tensors
+            .iter()
+            .zip(&offsets)
+            .map(|(t, o)| data_start + (*o as usize) + t.data.len())
+            .max()
+            .unwrap_or(header_len);
         if !self.tensors.is_empty() {
             raw.pad(align);
             for t in &self.tensors {
                 raw.raw(&t.data).pad(align);
             }
         }
-        (raw, offsets, data_start)
+        Encoded {
+            raw,
+            offsets,
+            header_len,
+            data_start,
+            required,
+        }
     }
+}
+
+/// An encoded [`FileSpec`].
+pub struct Encoded {
+    pub raw: Raw,
+    /// Each tensor's offset in the data section.
+    pub offsets: Vec<u64>,
+    /// Bytes before the alignment padding.
+    pub header_len: usize,
+    /// Absolute start of the data section.
+    pub data_start: usize,
+    /// The shortest prefix a reader accepts: up to the end of the last tensor's data.
+    pub required: usize,
 }
 
 /// Bitwise equality of values (NaN payloads included), which `PartialEq` on floats is not.

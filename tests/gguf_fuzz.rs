@@ -417,13 +417,22 @@ fn fixture_headers() {
         let raw = fixture_fields(&bytes, &h);
         let header_len = h.header_len() as usize;
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
-        // Every prefix is an error (the last tensor ends at the file's end, or there are none).
+        // A prefix parses exactly when it holds the header and every tensor's data.
+        let required = h
+            .tensors()
+            .iter()
+            .map(|t| h.tensor_range(t).end)
+            .max()
+            .unwrap_or(header_len);
         let dense = dense.min(h.data_offset() as usize + 64);
-        for len in (0..dense).chain((0..200).map(|_| rng.below(bytes.len()))) {
+        let lens = (0..dense).chain((0..200).map(|_| rng.below(bytes.len())));
+        for len in lens.chain(required.saturating_sub(2)..bytes.len()) {
             truncations += 1;
-            assert!(
-                !parse_checked(&bytes[..len]),
-                "{rel}: prefix of {len} bytes parsed"
+            let ok = parse_checked(&bytes[..len]);
+            assert_eq!(
+                ok,
+                len >= required,
+                "{rel}: prefix of {len} bytes (needs {required})"
             );
         }
         assert!(parse_checked(&bytes));

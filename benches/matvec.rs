@@ -20,7 +20,10 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 fn main() {
     let threads = rayon::current_num_threads();
     let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
-    println!("memory read bandwidth: {:.2} GB/s ({threads} threads)", bw / 1e9);
+    println!(
+        "memory read bandwidth: {:.2} GB/s ({threads} threads)",
+        bw / 1e9
+    );
     println!(
         "{:<6} {:<12} {:<13} {:>10} {:>9} {:>9}",
         "type", "isa", "shape", "us/call", "GB/s", "of read"
@@ -63,7 +66,9 @@ fn main() {
                     QMatrix::new(ty, rows, cols, bytes).expect("bench matrix")
                 })
                 .collect();
-            let x: Vec<f32> = (0..cols).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+            let x: Vec<f32> = (0..cols)
+                .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+                .collect();
             let mut y = vec![0.0f32; rows];
             for isa in simd::available() {
                 if !all_isas && isa != best && isa != Isa::Scalar {

@@ -11,7 +11,9 @@ use tandem::quant::{Block, GgmlType, Quantize};
 const COLS: usize = 4096;
 
 fn bench_format<W: SimdDot>(c: &mut Criterion) {
-    let src: Vec<f32> = (0..COLS).map(|i| ((i * 7919) % 2003) as f32 / 1001.0 - 1.0).collect();
+    let src: Vec<f32> = (0..COLS)
+        .map(|i| ((i * 7919) % 2003) as f32 / 1001.0 - 1.0)
+        .collect();
     let mut w = vec![<W as bytemuck::Zeroable>::zeroed(); COLS / W::VALUES];
     W::quantize(&src, &mut w);
     let mut x = vec![<W::Act as bytemuck::Zeroable>::zeroed(); COLS / <W::Act as Block>::VALUES];

@@ -21,7 +21,10 @@ pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..passes.max(1) {
         let start = Instant::now();
-        let sum: u64 = buf.par_chunks(chunk).map(sum_words).reduce(|| 0, u64::wrapping_add);
+        let sum: u64 = buf
+            .par_chunks(chunk)
+            .map(sum_words)
+            .reduce(|| 0, u64::wrapping_add);
         let secs = start.elapsed().as_secs_f64();
         std::hint::black_box(sum);
         best = best.max((words * 8) as f64 / secs);

@@ -39,7 +39,10 @@ impl Default for SamplerConfig {
 impl SamplerConfig {
     /// Greedy decoding.
     pub fn greedy() -> Self {
-        SamplerConfig { temperature: 0.0, ..Default::default() }
+        SamplerConfig {
+            temperature: 0.0,
+            ..Default::default()
+        }
     }
 }
 
@@ -54,20 +57,29 @@ pub struct Sampler {
 impl Sampler {
     pub fn new(config: SamplerConfig) -> Self {
         let rng = Xoshiro256::new(config.seed);
-        Sampler { config, rng, cand: Vec::new() }
+        Sampler {
+            config,
+            rng,
+            cand: Vec::new(),
+        }
     }
 
     /// Picks the next token from `logits` (`[n_vocab]`), given the tokens so far in `history`.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let c = &self.config;
         self.cand.clear();
-        self.cand.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
+        self.cand
+            .extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         if c.repeat_penalty != 1.0 && c.repeat_last_n > 0 {
             let recent = &history[history.len().saturating_sub(c.repeat_last_n)..];
             let mut seen = std::collections::HashSet::with_capacity(recent.len());
             for &t in recent {
                 if let Some(cand) = self.cand.get_mut(t as usize).filter(|_| seen.insert(t)) {
-                    cand.1 = if cand.1 > 0.0 { cand.1 / c.repeat_penalty } else { cand.1 * c.repeat_penalty };
+                    cand.1 = if cand.1 > 0.0 {
+                        cand.1 / c.repeat_penalty
+                    } else {
+                        cand.1 * c.repeat_penalty
+                    };
                 }
             }
         }
@@ -186,10 +198,21 @@ mod tests {
 
     #[test]
     fn same_seed_same_tokens_and_different_seed_differs() {
-        let cfg = SamplerConfig { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let run = |seed| {
-            let mut s = Sampler::new(SamplerConfig { seed, ..cfg.clone() });
-            (0..200).map(|_| s.sample(&logits(), &[])).collect::<Vec<_>>()
+            let mut s = Sampler::new(SamplerConfig {
+                seed,
+                ..cfg.clone()
+            });
+            (0..200)
+                .map(|_| s.sample(&logits(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -197,7 +220,13 @@ mod tests {
 
     #[test]
     fn top_k_keeps_only_the_k_best() {
-        let cfg = SamplerConfig { temperature: 5.0, top_k: 2, top_p: 1.0, min_p: 0.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 5.0,
+            top_k: 2,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         for _ in 0..500 {
             let t = s.sample(&logits(), &[]);
@@ -209,7 +238,13 @@ mod tests {
     fn top_p_cuts_the_tail() {
         // Probabilities ~ [0.665, 0.245, 0.09]: top-p 0.8 keeps the first two.
         let l = [2.0f32, 1.0, 0.0];
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 0.8, min_p: 0.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.8,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         let mut seen = [0usize; 3];
         for _ in 0..2000 {
@@ -223,7 +258,13 @@ mod tests {
     fn min_p_drops_unlikely_tokens() {
         // p(2)/p(0) = e^-3 ≈ 0.05 < 0.1, p(1)/p(0) = e^-1 ≈ 0.37.
         let l = [3.0f32, 2.0, 0.0];
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.1, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.1,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         for _ in 0..2000 {
             assert_ne!(s.sample(&l, &[]), 2);
@@ -234,7 +275,13 @@ mod tests {
     fn sampling_frequencies_follow_the_softmax() {
         // Two tokens with logits ln 3 and 0 at temperature 1: p = 0.75 / 0.25.
         let l = [3f32.ln(), 0.0];
-        let cfg = SamplerConfig { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 1.0,
+            min_p: 0.0,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         let n = 20_000;
         let zeros = (0..n).filter(|_| s.sample(&l, &[]) == 0).count();
@@ -246,13 +293,22 @@ mod tests {
     fn repetition_penalty_follows_llamacpp() {
         // Token 1 (3.0) seen: 3.0 / 2 = 1.5 < 2.9, so greedy moves to token 4 (3.0, unseen).
         // Token 4 seen too: 1.5 each, token 6 (2.9) wins. Negative logits are multiplied.
-        let cfg = SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, ..Default::default() };
+        let cfg = SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            ..Default::default()
+        };
         let mut s = Sampler::new(cfg);
         assert_eq!(s.sample(&logits(), &[1]), 4);
         assert_eq!(s.sample(&logits(), &[1, 4, 1]), 6);
         assert_eq!(s.sample(&[-1.0, -1.5], &[0]), 1); // -2.0 < -1.5
-        // Only the last `repeat_last_n` tokens count.
-        let cfg = SamplerConfig { temperature: 0.0, repeat_penalty: 2.0, repeat_last_n: 1, ..Default::default() };
+                                                      // Only the last `repeat_last_n` tokens count.
+        let cfg = SamplerConfig {
+            temperature: 0.0,
+            repeat_penalty: 2.0,
+            repeat_last_n: 1,
+            ..Default::default()
+        };
         assert_eq!(Sampler::new(cfg).sample(&logits(), &[1, 5]), 1);
     }
 }

@@ -55,7 +55,12 @@ impl<'m, 'w> Session<'m, 'w> {
     pub fn new(model: &'m Model<'w>, n_ctx: usize, kv: KvType) -> Result<Self, String> {
         let c = &model.config;
         let cache = KvCache::new(kv, c.n_layer, n_ctx, c.n_kv_head, c.head_dim)?;
-        Ok(Session { model, cache, tokens: Vec::new(), timings: Timings::default() })
+        Ok(Session {
+            model,
+            cache,
+            tokens: Vec::new(),
+            timings: Timings::default(),
+        })
     }
 
     /// Feeds `ids` in batches and returns the logits of the last one (`[n_vocab]`), or of every
@@ -69,7 +74,9 @@ impl<'m, 'w> Session<'m, 'w> {
         let start = Instant::now();
         let mut out = Vec::new();
         for chunk in ids.chunks(PREFILL_BATCH) {
-            let logits = self.model.forward(chunk, &mut self.cache, want, routing.as_deref_mut())?;
+            let logits =
+                self.model
+                    .forward(chunk, &mut self.cache, want, routing.as_deref_mut())?;
             self.tokens.extend_from_slice(chunk);
             match want {
                 Logits::All => out.extend_from_slice(&logits),
@@ -109,7 +116,9 @@ impl<'m, 'w> Session<'m, 'w> {
                 stop = Stop::ContextFull;
                 break;
             }
-            logits = self.model.forward(&[id], &mut self.cache, Logits::Last, None)?;
+            logits = self
+                .model
+                .forward(&[id], &mut self.cache, Logits::Last, None)?;
             self.tokens.push(id);
         }
         self.timings.gen_time += start.elapsed();

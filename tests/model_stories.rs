@@ -60,8 +60,16 @@ fn moe8x_f32_logits_routing_and_greedy_match_numpy() {
     for (kv, bound) in [(KvType::F32, 1e-4), (KvType::F16, 1e-3)] {
         let (got, routing) = logits(&file, &tokens, kv);
         let err = rel_l2(&got, &want);
-        eprintln!("stories-moe 8x f32, kv {}: rel L2 {err:.3e}, max abs {:.3e}", kv.name(), max_abs(&got, &want));
-        assert!(err < bound, "kv {}: rel L2 {err:.3e} ≥ {bound:e}", kv.name());
+        eprintln!(
+            "stories-moe 8x f32, kv {}: rel L2 {err:.3e}, max abs {:.3e}",
+            kv.name(),
+            max_abs(&got, &want)
+        );
+        assert!(
+            err < bound,
+            "kv {}: rel L2 {err:.3e} ≥ {bound:e}",
+            kv.name()
+        );
         // Below a router gap of 1e-3 numeric noise may flip the choice (fixtures README).
         let (checked, skipped) = check_routing(&routing, &reference["routing"], 1e-3);
         eprintln!("  routing: {checked} (token, layer) pairs equal, {skipped} near-ties skipped");
@@ -69,7 +77,10 @@ fn moe8x_f32_logits_routing_and_greedy_match_numpy() {
     }
     let prompt = ids(&reference["prompt_tokens"]);
     let greedy_want = ids(&reference["greedy_tokens"]);
-    assert_eq!(greedy(&file, &prompt, greedy_want.len(), KvType::F16), greedy_want);
+    assert_eq!(
+        greedy(&file, &prompt, greedy_want.len(), KvType::F16),
+        greedy_want
+    );
 }
 
 /// Quantized files: weights are exact (the numpy reference dequantizes the same blocks), but
@@ -81,8 +92,14 @@ fn moe8x_f32_logits_routing_and_greedy_match_numpy() {
 fn moe8x_quantized_files_match_their_numpy_references() {
     let Some(fx) = common::fixtures() else { return };
     for (file_name, name) in [
-        ("stories260K-moe8x-finetuned-Q8_0.gguf", "moe8x-finetuned-Q8_0"),
-        ("stories260K-moe8x-finetuned-Q4_0.gguf", "moe8x-finetuned-Q4_0"),
+        (
+            "stories260K-moe8x-finetuned-Q8_0.gguf",
+            "moe8x-finetuned-Q8_0",
+        ),
+        (
+            "stories260K-moe8x-finetuned-Q4_0.gguf",
+            "moe8x-finetuned-Q4_0",
+        ),
     ] {
         let file = open(&fx.join("stories-moe").join(file_name));
         let (reference, want) = moe8x_reference(&fx, name);
@@ -99,6 +116,10 @@ fn moe8x_quantized_files_match_their_numpy_references() {
         let safe = margins.iter().take_while(|&&m| m > 2.0 * abs).count();
         let got = greedy(&file, &prompt, greedy_want.len(), KvType::F16);
         eprintln!("  greedy: first {safe} steps have margins above 2 × {abs:.2e}; checked equal");
-        assert_eq!(got[..safe], greedy_want[..safe], "{name}: greedy diverged early");
+        assert_eq!(
+            got[..safe],
+            greedy_want[..safe],
+            "{name}: greedy diverged early"
+        );
     }
 }

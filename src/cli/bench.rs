@@ -37,8 +37,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
 
     // Deterministic ids spread over the vocabulary (never the control tokens at the start).
-    let prompt: Vec<u32> =
-        (0..args.n_prompt).map(|i| (3 + (i as u64 * 7919) % (c.n_vocab as u64 - 3)) as u32).collect();
+    let prompt: Vec<u32> = (0..args.n_prompt)
+        .map(|i| (3 + (i as u64 * 7919) % (c.n_vocab as u64 - 3)) as u32)
+        .collect();
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
     // One untimed warm-up repetition pages the weights in and settles the thread pool.
     for rep in 0..=args.reps.max(1) {
@@ -71,9 +72,19 @@ pub fn run(args: BenchArgs) -> Result<()> {
             })
         );
     } else {
-        println!("model: {} ({threads} threads, {})", c.name, tandem::quant::simd::detected().name());
-        println!("prompt     pp{:<5} {pp_mean:>10.2} ± {pp_sd:.2} tok/s", args.n_prompt);
-        println!("generation tg{:<5} {tg_mean:>10.2} ± {tg_sd:.2} tok/s", args.n_gen);
+        println!(
+            "model: {} ({threads} threads, {})",
+            c.name,
+            tandem::quant::simd::detected().name()
+        );
+        println!(
+            "prompt     pp{:<5} {pp_mean:>10.2} ± {pp_sd:.2} tok/s",
+            args.n_prompt
+        );
+        println!(
+            "generation tg{:<5} {tg_mean:>10.2} ± {tg_sd:.2} tok/s",
+            args.n_gen
+        );
         println!("bytes read per token: {:.1} MB", bytes_per_token / 1e6);
         println!(
             "decode reads {:.2} GB/s of {:.2} GB/s measured read bandwidth: {:.1}%",

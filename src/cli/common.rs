@@ -5,8 +5,8 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use tandem::gguf::GgufFile;
-use tandem::model::{Model, ModelConfig};
 use tandem::model::weights::Weights;
+use tandem::model::{Model, ModelConfig};
 use tandem::sample::SamplerConfig;
 use tandem::tensor::kv::KvType;
 use tandem::tokenizer::Tokenizer;
@@ -72,7 +72,9 @@ impl SamplingArgs {
 
 /// Sets up the global thread pool once.
 pub fn init_threads(threads: Option<usize>) -> Result<usize> {
-    let n = threads.unwrap_or_else(tandem::machine::physical_cores).max(1);
+    let n = threads
+        .unwrap_or_else(tandem::machine::physical_cores)
+        .max(1);
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
@@ -90,9 +92,15 @@ pub struct Loaded {
 impl Loaded {
     pub fn open(path: &Path) -> Result<Loaded> {
         let file = GgufFile::open(path)?;
-        let config = ModelConfig::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
-        let tokenizer = Tokenizer::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
-        Ok(Loaded { file, config, tokenizer })
+        let config =
+            ModelConfig::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
+        let tokenizer =
+            Tokenizer::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
+        Ok(Loaded {
+            file,
+            config,
+            tokenizer,
+        })
     }
 
     /// Binds the weights and pages the file in behind a progress bar, so that the first tokens
@@ -113,13 +121,20 @@ impl Loaded {
 fn prefault(bytes: &[u8], quiet: bool) {
     use rayon::prelude::*;
     const CHUNK: usize = 64 << 20;
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(bytes.len() as u64) };
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(bytes.len() as u64)
+    };
     bar.set_style(
         ProgressStyle::with_template("loading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     for chunk in bytes.chunks(CHUNK) {
-        let sum: u64 = chunk.par_chunks(1 << 20).map(|c| c.iter().step_by(4096).map(|&b| b as u64).sum::<u64>()).sum();
+        let sum: u64 = chunk
+            .par_chunks(1 << 20)
+            .map(|c| c.iter().step_by(4096).map(|&b| b as u64).sum::<u64>())
+            .sum();
         std::hint::black_box(sum);
         bar.inc(chunk.len() as u64);
     }
@@ -131,8 +146,11 @@ fn prefault(bytes: &[u8], quiet: bool) {
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
         "{}tmp",
-        path.extension().map(|e| format!("{}.", e.to_string_lossy())).unwrap_or_default()
+        path.extension()
+            .map(|e| format!("{}.", e.to_string_lossy()))
+            .unwrap_or_default()
     ));
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
 }

@@ -57,9 +57,15 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
     let n_vocab = loaded.config.n_vocab;
     let mut base = match &args.kl_base {
         Some(p) => {
-            let mut r = BufReader::new(File::open(p).with_context(|| format!("opening {}", p.display()))?);
+            let mut r =
+                BufReader::new(File::open(p).with_context(|| format!("opening {}", p.display()))?);
             let h = read_header(&mut r, p)?;
-            ensure!(h.n_vocab == n_vocab, "{}: base vocabulary is {}, this model's is {n_vocab}", p.display(), h.n_vocab);
+            ensure!(
+                h.n_vocab == n_vocab,
+                "{}: base vocabulary is {}, this model's is {n_vocab}",
+                p.display(),
+                h.n_vocab
+            );
             Some((h, r))
         }
         None => None,
@@ -77,7 +83,11 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
     if let Some(c) = args.chunks {
         n_chunk = n_chunk.min(c);
     }
-    ensure!(n_chunk > 0, "{} tokens are fewer than one {n_ctx}-token chunk", tokens.len());
+    ensure!(
+        n_chunk > 0,
+        "{} tokens are fewer than one {n_ctx}-token chunk",
+        tokens.len()
+    );
     let bos = loaded.tokenizer.bos.unwrap_or(1);
     let model = loaded.model(args.json)?;
     let first = n_ctx / 2;
@@ -85,7 +95,9 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
     let mut save = match &args.save_kl_base {
         Some(p) => {
             let tmp = p.with_extension("tmp");
-            let mut w = BufWriter::new(File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?);
+            let mut w = BufWriter::new(
+                File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+            );
             w.write_all(MAGIC)?;
             for v in [VERSION, n_ctx as u32, n_vocab as u32, n_chunk as u32] {
                 w.write_u32::<LittleEndian>(v)?;
@@ -105,7 +117,8 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
     for c in 0..n_chunk {
         let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
         chunk[0] = bos;
-        let mut session = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+        let mut session =
+            Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
         let logits = session.prefill(&chunk, Logits::All, None)?; // [n_ctx, n_vocab]
         for j in first..n_ctx - 1 {
             let lp = log_softmax(&logits[j * n_vocab..(j + 1) * n_vocab]);
@@ -117,7 +130,8 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
                 }
             }
             if let Some((_, r)) = &mut base {
-                r.read_f32_into::<LittleEndian>(&mut base_row).context("reading the KL base")?;
+                r.read_f32_into::<LittleEndian>(&mut base_row)
+                    .context("reading the KL base")?;
                 stats.add(&lp, &base_row, next);
             }
         }
@@ -140,19 +154,34 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
     if args.json {
         println!("{out}");
     } else {
-        println!("chunks {n_chunk} × {n_ctx} tokens, {} scored positions", nll.len());
+        println!(
+            "chunks {n_chunk} × {n_ctx} tokens, {} scored positions",
+            nll.len()
+        );
         println!("perplexity: {ppl:.4}");
         if base.is_some() {
             let k = &out["kl"];
-            println!("base perplexity:   {:.4}", k["ppl_base"].as_f64().unwrap_or(f64::NAN));
-            println!("mean ln(PPL/PPL base): {:.6}", k["mean_ln_ppl_ratio"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "base perplexity:   {:.4}",
+                k["ppl_base"].as_f64().unwrap_or(f64::NAN)
+            );
+            println!(
+                "mean ln(PPL/PPL base): {:.6}",
+                k["mean_ln_ppl_ratio"].as_f64().unwrap_or(f64::NAN)
+            );
             println!(
                 "mean KLD: {:.6} ± {:.6}",
                 k["mean_kld"].as_f64().unwrap_or(f64::NAN),
                 k["mean_kld_pm"].as_f64().unwrap_or(f64::NAN)
             );
-            println!("median KLD: {:.6}  99%: {:.6}  max: {:.6}", k["median_kld"], k["p99_kld"], k["max_kld"]);
-            println!("same top token: {:.3} %", k["same_top_pct"].as_f64().unwrap_or(f64::NAN));
+            println!(
+                "median KLD: {:.6}  99%: {:.6}  max: {:.6}",
+                k["median_kld"], k["p99_kld"], k["max_kld"]
+            );
+            println!(
+                "same top token: {:.3} %",
+                k["same_top_pct"].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
     Ok(())
@@ -160,46 +189,87 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
 
 fn input_tokens(args: &PerplexityArgs, loaded: &Loaded) -> Result<Vec<u32>> {
     if let Some(p) = &args.tokens_json {
-        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
-            .with_context(|| format!("{}: not JSON", p.display()))?;
-        let arr = v.get("tokens").unwrap_or(&v).as_array().with_context(|| format!("{}: no token array", p.display()))?;
+        let v: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("{}: not JSON", p.display()))?;
+        let arr = v
+            .get("tokens")
+            .unwrap_or(&v)
+            .as_array()
+            .with_context(|| format!("{}: no token array", p.display()))?;
         return arr
             .iter()
-            .map(|t| t.as_u64().filter(|&t| t <= u32::MAX as u64).map(|t| t as u32))
+            .map(|t| {
+                t.as_u64()
+                    .filter(|&t| t <= u32::MAX as u64)
+                    .map(|t| t as u32)
+            })
             .collect::<Option<Vec<_>>>()
             .with_context(|| format!("{}: tokens must be non-negative integers", p.display()));
     }
-    let Some(p) = &args.file else { bail!("give the text with -f FILE (or --tokens-json, or --kl-base)") };
+    let Some(p) = &args.file else {
+        bail!("give the text with -f FILE (or --tokens-json, or --kl-base)")
+    };
     let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-    let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{}: not UTF-8 at byte {}", p.display(), e.utf8_error().valid_up_to()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: not UTF-8 at byte {}",
+            p.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     Ok(loaded.tokenizer.encode(&text, true)?)
 }
 
 fn read_header(r: &mut impl Read, p: &Path) -> Result<BaseHeader> {
     let mut magic = [0u8; 4];
-    r.read_exact(&mut magic).with_context(|| format!("{}: too short for a KL base", p.display()))?;
-    ensure!(&magic == MAGIC, "{}: not a tandem KL base file", p.display());
+    r.read_exact(&mut magic)
+        .with_context(|| format!("{}: too short for a KL base", p.display()))?;
+    ensure!(
+        &magic == MAGIC,
+        "{}: not a tandem KL base file",
+        p.display()
+    );
     let version = r.read_u32::<LittleEndian>()?;
-    ensure!(version == VERSION, "{}: KL base version {version}, expected {VERSION}", p.display());
+    ensure!(
+        version == VERSION,
+        "{}: KL base version {version}, expected {VERSION}",
+        p.display()
+    );
     let n_ctx = r.read_u32::<LittleEndian>()? as usize;
     let n_vocab = r.read_u32::<LittleEndian>()? as usize;
     let n_chunk = r.read_u32::<LittleEndian>()? as usize;
     let n_tokens = n_ctx.checked_mul(n_chunk).filter(|&n| n > 0);
     let len = std::fs::metadata(p)?.len() as usize;
     // The file holds the tokens and one f32 row per scored position: check before allocating.
-    let need = n_tokens
-        .and_then(|n| n.checked_mul(4))
-        .and_then(|t| (n_ctx.checked_sub(1 + n_ctx / 2)?).checked_mul(n_chunk)?.checked_mul(n_vocab)?.checked_mul(4)?.checked_add(t + 20));
+    let need = n_tokens.and_then(|n| n.checked_mul(4)).and_then(|t| {
+        (n_ctx.checked_sub(1 + n_ctx / 2)?)
+            .checked_mul(n_chunk)?
+            .checked_mul(n_vocab)?
+            .checked_mul(4)?
+            .checked_add(t + 20)
+    });
     ensure!(need == Some(len), "{}: size {len} does not match its header (n_ctx {n_ctx}, vocab {n_vocab}, chunks {n_chunk})", p.display());
     let mut tokens = vec![0u32; n_ctx * n_chunk];
     r.read_u32_into::<LittleEndian>(&mut tokens)?;
-    Ok(BaseHeader { n_ctx, n_vocab, n_chunk, tokens })
+    Ok(BaseHeader {
+        n_ctx,
+        n_vocab,
+        n_chunk,
+        tokens,
+    })
 }
 
 /// Numerically stable log-softmax in f64.
 fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
-    let lse = logits.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln() + max;
+    let lse = logits
+        .iter()
+        .map(|&v| (v as f64 - max).exp())
+        .sum::<f64>()
+        .ln()
+        + max;
     logits.iter().map(|&v| v as f64 - lse).collect()
 }
 
@@ -214,12 +284,21 @@ struct KlStats {
 
 impl KlStats {
     fn add(&mut self, lq: &[f64], lb: &[f32], next: usize) {
-        let kld: f64 = lb.iter().zip(lq).map(|(&b, &q)| (b as f64).exp() * (b as f64 - q)).sum();
+        let kld: f64 = lb
+            .iter()
+            .zip(lq)
+            .map(|(&b, &q)| (b as f64).exp() * (b as f64 - q))
+            .sum();
         self.kld.push(kld);
         self.nll_q.push(-lq[next]);
         self.nll_b.push(-(lb[next] as f64));
         let argmax = |it: &mut dyn Iterator<Item = f64>| {
-            it.enumerate().fold((0, f64::NEG_INFINITY), |b, (i, v)| if v > b.1 { (i, v) } else { b }).0
+            it.enumerate()
+                .fold(
+                    (0, f64::NEG_INFINITY),
+                    |b, (i, v)| if v > b.1 { (i, v) } else { b },
+                )
+                .0
         };
         if argmax(&mut lq.iter().copied()) == argmax(&mut lb.iter().map(|&v| v as f64)) {
             self.same_top += 1;

@@ -53,7 +53,8 @@ pub fn run(args: RunArgs) -> Result<()> {
     let mut prompt = match (&args.prompt, &args.prompt_file, &args.tokens) {
         (_, _, Some(ids)) => ids.clone(),
         (_, Some(f), _) => {
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             tok.encode(&text, true)?
         }
         (Some(p), _, _) => tok.encode(p, true)?,
@@ -78,16 +79,32 @@ pub fn run(args: RunArgs) -> Result<()> {
             "{}: {} layers, {}{} | ctx {n_ctx}, kv {}, {threads} threads, {}",
             loaded.config.name,
             loaded.config.n_layer,
-            if loaded.config.is_moe() { format!("{} experts top-{}, ", loaded.config.n_expert, loaded.config.n_expert_used) } else { String::new() },
+            if loaded.config.is_moe() {
+                format!(
+                    "{} experts top-{}, ",
+                    loaded.config.n_expert, loaded.config.n_expert_used
+                )
+            } else {
+                String::new()
+            },
             format_args!("d_model {}", loaded.config.d_model),
             args.model.kv_type.name(),
             tandem::quant::simd::detected().name(),
         );
     }
-    let mut session = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
-    let want = if args.logits_out.is_some() { Logits::All } else { Logits::Last };
+    let mut session =
+        Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+    let want = if args.logits_out.is_some() {
+        Logits::All
+    } else {
+        Logits::Last
+    };
     let mut routing = Routing::new();
-    let logits = session.prefill(&prompt, want, args.routing_out.is_some().then_some(&mut routing))?;
+    let logits = session.prefill(
+        &prompt,
+        want,
+        args.routing_out.is_some().then_some(&mut routing),
+    )?;
     let n_vocab = loaded.config.n_vocab;
     if let Some(path) = &args.logits_out {
         write_atomic(path, bytemuck::cast_slice(&logits))?;
@@ -97,7 +114,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     }
     let last = logits[logits.len() - n_vocab..].to_vec();
 
-    let eos: Vec<u32> = if args.ignore_eos { vec![] } else { tok.eos.into_iter().collect() };
+    let eos: Vec<u32> = if args.ignore_eos {
+        vec![]
+    } else {
+        tok.eos.into_iter().collect()
+    };
     let mut sampler = Sampler::new(args.sampling.config());
     let mut generated = Vec::new();
     let mut stream = tok.stream(&prompt);

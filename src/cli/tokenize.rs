@@ -32,8 +32,13 @@ pub fn run(args: TokenizeArgs) -> Result<()> {
         (Some(t), _) => t.clone(),
         (None, Some(f)) => {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            String::from_utf8(bytes)
-                .map_err(|e| anyhow::anyhow!("{}: not UTF-8 at byte {}", f.display(), e.utf8_error().valid_up_to()))?
+            String::from_utf8(bytes).map_err(|e| {
+                anyhow::anyhow!(
+                    "{}: not UTF-8 at byte {}",
+                    f.display(),
+                    e.utf8_error().valid_up_to()
+                )
+            })?
         }
         (None, None) => bail!("give the text, or --file F"),
     };

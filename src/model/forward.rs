@@ -29,9 +29,17 @@ pub enum Logits {
 #[derive(Debug, thiserror::Error)]
 pub enum ForwardError {
     #[error("token id {id} at batch position {index} is outside the vocabulary of {n_vocab}")]
-    TokenOutOfRange { id: u32, index: usize, n_vocab: usize },
+    TokenOutOfRange {
+        id: u32,
+        index: usize,
+        n_vocab: usize,
+    },
     #[error("the context is full: {have} positions used + {add} new > --ctx {n_ctx}")]
-    ContextFull { have: usize, add: usize, n_ctx: usize },
+    ContextFull {
+        have: usize,
+        add: usize,
+        n_ctx: usize,
+    },
     #[error(transparent)]
     Matrix(#[from] MatrixError),
 }
@@ -47,7 +55,11 @@ pub type Routing = Vec<Vec<Route>>;
 
 impl<'a> Model<'a> {
     pub fn new(config: ModelConfig, weights: Weights<'a>) -> Self {
-        Model { config, weights, kv_kernels: KvKernels::new(simd::detected()) }
+        Model {
+            config,
+            weights,
+            kv_kernels: KvKernels::new(simd::detected()),
+        }
     }
 
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
@@ -65,17 +77,26 @@ impl<'a> Model<'a> {
         let (n, d) = (tokens.len(), c.d_model);
         let pos0 = cache.len;
         if pos0 + n > cache.n_ctx {
-            return Err(ForwardError::ContextFull { have: pos0, add: n, n_ctx: cache.n_ctx });
+            return Err(ForwardError::ContextFull {
+                have: pos0,
+                add: n,
+                n_ctx: cache.n_ctx,
+            });
         }
         let mut x = vec![0.0f32; n * d]; // [n, d_model], the residual stream
         for (i, (&id, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
             if id as usize >= c.n_vocab {
-                return Err(ForwardError::TokenOutOfRange { id, index: i, n_vocab: c.n_vocab });
+                return Err(ForwardError::TokenOutOfRange {
+                    id,
+                    index: i,
+                    n_vocab: c.n_vocab,
+                });
             }
             dequantize_row(&w.tok_embd, id as usize, row)?;
         }
-        let rope_tables: Vec<_> =
-            (0..n).map(|t| rope_cos_sin(pos0 + t, c.n_rot, c.rope_theta)).collect();
+        let rope_tables: Vec<_> = (0..n)
+            .map(|t| rope_cos_sin(pos0 + t, c.n_rot, c.rope_theta))
+            .collect();
         let shape = AttnShape {
             n_head: c.n_head,
             n_kv_head: c.n_kv_head,
@@ -97,7 +118,11 @@ impl<'a> Model<'a> {
             matmul(&layer.wv, &xn, n, &mut v)?;
             let (kc, vc) = &mut cache.layers[li];
             for t in 0..n {
-                rope(&mut q[t * q_len..(t + 1) * q_len], c.head_dim, &rope_tables[t]);
+                rope(
+                    &mut q[t * q_len..(t + 1) * q_len],
+                    c.head_dim,
+                    &rope_tables[t],
+                );
                 let kr = &mut k[t * kv_len..(t + 1) * kv_len];
                 rope(kr, c.head_dim, &rope_tables[t]);
                 kc.write(pos0 + t, kr);
@@ -150,7 +175,11 @@ impl<'a> Model<'a> {
         n: usize,
         x: &mut [f32],
     ) -> Result<Vec<Route>, ForwardError> {
-        let (d, k, n_exp) = (self.config.d_model, self.config.n_expert_used, experts.len());
+        let (d, k, n_exp) = (
+            self.config.d_model,
+            self.config.n_expert_used,
+            experts.len(),
+        );
         let mut logits = vec![0.0f32; n * n_exp]; // [n, n_expert]
         matmul(router, xn, n, &mut logits)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();

@@ -31,7 +31,12 @@ impl KvCache {
         let layers = (0..n_layer)
             .map(|_| (KvRows::new(ty, n_ctx, row), KvRows::new(ty, n_ctx, row)))
             .collect();
-        Ok(KvCache { ty, n_ctx, len: 0, layers })
+        Ok(KvCache {
+            ty,
+            n_ctx,
+            len: 0,
+            layers,
+        })
     }
 
     /// Forgets every position from `len` on (a new turn, or a rewind).

@@ -18,8 +18,14 @@ pub enum LoadError {
     Config(String),
     #[error("tensor `{0}` is missing")]
     Missing(String),
-    #[error("tensor `{name}` has shape {found:?}, expected {expected:?} (ggml order, row length first)")]
-    Shape { name: String, expected: Vec<u64>, found: Vec<u64> },
+    #[error(
+        "tensor `{name}` has shape {found:?}, expected {expected:?} (ggml order, row length first)"
+    )]
+    Shape {
+        name: String,
+        expected: Vec<u64>,
+        found: Vec<u64>,
+    },
     #[error("tensor `{name}`: {source}")]
     Matrix { name: String, source: MatrixError },
     #[error(transparent)]
@@ -44,7 +50,9 @@ impl ModelConfig {
         let d_model = usize_of("embedding_length")?;
         let n_head = usize_of("attention.head_count")?;
         if n_head == 0 || d_model == 0 {
-            return Err(LoadError::Config(format!("embedding_length {d_model}, head_count {n_head}")));
+            return Err(LoadError::Config(format!(
+                "embedding_length {d_model}, head_count {n_head}"
+            )));
         }
         let n_kv_head = opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
         let head_dim = opt_usize("attention.key_length")?.unwrap_or(d_model / n_head);
@@ -59,7 +67,10 @@ impl ModelConfig {
             },
         };
         let c = ModelConfig {
-            name: m.get_opt::<&str>("general.name")?.unwrap_or("unnamed").to_string(),
+            name: m
+                .get_opt::<&str>("general.name")?
+                .unwrap_or("unnamed")
+                .to_string(),
             n_layer: usize_of("block_count")?,
             d_model,
             n_head,
@@ -69,7 +80,9 @@ impl ModelConfig {
             n_ff: usize_of("feed_forward_length")?,
             n_vocab,
             n_ctx_train: usize_of("context_length")?,
-            rope_theta: m.get_opt::<f32>(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_theta: m
+                .get_opt::<f32>(&key("rope.freq_base"))?
+                .unwrap_or(10_000.0),
             norm_eps: m.f32(&key("attention.layer_norm_rms_epsilon"))?,
             n_expert,
             n_expert_used,
@@ -82,17 +95,31 @@ impl ModelConfig {
     fn validate(&self) -> Result<(), LoadError> {
         let bad = |s: String| Err(LoadError::Config(s));
         if self.n_kv_head == 0 || self.n_head % self.n_kv_head != 0 {
-            return bad(format!("head_count {} is not a multiple of head_count_kv {}", self.n_head, self.n_kv_head));
+            return bad(format!(
+                "head_count {} is not a multiple of head_count_kv {}",
+                self.n_head, self.n_kv_head
+            ));
         }
         if self.n_rot > self.head_dim || self.n_rot % 2 != 0 {
-            return bad(format!("rope.dimension_count {} with head size {}", self.n_rot, self.head_dim));
+            return bad(format!(
+                "rope.dimension_count {} with head size {}",
+                self.n_rot, self.head_dim
+            ));
         }
         if self.n_expert > 0 && (self.n_expert_used == 0 || self.n_expert_used > self.n_expert) {
-            return bad(format!("expert_used_count {} with expert_count {}", self.n_expert_used, self.n_expert));
+            return bad(format!(
+                "expert_used_count {} with expert_count {}",
+                self.n_expert_used, self.n_expert
+            ));
         }
         // Caps far above any real model: they stop absurd values from sizing allocations.
-        if self.n_layer == 0 || self.n_layer > 1024 || self.n_vocab == 0 || self.n_vocab > 1 << 24
-            || self.d_model > 1 << 20 || self.n_ff > 1 << 22 || self.n_expert > 1024
+        if self.n_layer == 0
+            || self.n_layer > 1024
+            || self.n_vocab == 0
+            || self.n_vocab > 1 << 24
+            || self.d_model > 1 << 20
+            || self.n_ff > 1 << 22
+            || self.n_expert > 1024
         {
             return bad(format!(
                 "block_count {}, vocab {}, embedding_length {}, feed_forward_length {}, experts {}",
@@ -143,7 +170,12 @@ impl<'a> Weights<'a> {
                 })
             })
             .collect::<Result<_, LoadError>>()?;
-        Ok(Weights { tok_embd, layers, output_norm: vector(file, "output_norm.weight", d)?, output })
+        Ok(Weights {
+            tok_embd,
+            layers,
+            output_norm: vector(file, "output_norm.weight", d)?,
+            output,
+        })
     }
 }
 
@@ -151,7 +183,10 @@ impl<'a> Weights<'a> {
 /// copy), or the older per-expert `ffn_{gate,up,down}.E` tensors.
 fn experts<'a>(file: &'a GgufFile, l: usize, c: &ModelConfig) -> Result<Vec<Mlp<'a>>, LoadError> {
     let (d, f, n) = (c.d_model, c.n_ff, c.n_expert);
-    if file.tensor(&format!("blk.{l}.ffn_gate_exps.weight")).is_some() {
+    if file
+        .tensor(&format!("blk.{l}.ffn_gate_exps.weight"))
+        .is_some()
+    {
         let gate = stacked(file, &format!("blk.{l}.ffn_gate_exps.weight"), f, d, n)?;
         let up = stacked(file, &format!("blk.{l}.ffn_up_exps.weight"), f, d, n)?;
         let down = stacked(file, &format!("blk.{l}.ffn_down_exps.weight"), d, f, n)?;
@@ -173,19 +208,36 @@ fn experts<'a>(file: &'a GgufFile, l: usize, c: &ModelConfig) -> Result<Vec<Mlp<
         .collect()
 }
 
-fn info<'a>(file: &'a GgufFile, name: &str, expected: &[u64]) -> Result<&'a crate::gguf::TensorInfo, LoadError> {
-    let t = file.tensor(name).ok_or_else(|| LoadError::Missing(name.to_string()))?;
+fn info<'a>(
+    file: &'a GgufFile,
+    name: &str,
+    expected: &[u64],
+) -> Result<&'a crate::gguf::TensorInfo, LoadError> {
+    let t = file
+        .tensor(name)
+        .ok_or_else(|| LoadError::Missing(name.to_string()))?;
     if t.ne() != expected {
-        return Err(LoadError::Shape { name: name.into(), expected: expected.to_vec(), found: t.ne().to_vec() });
+        return Err(LoadError::Shape {
+            name: name.into(),
+            expected: expected.to_vec(),
+            found: t.ne().to_vec(),
+        });
     }
     Ok(t)
 }
 
 /// A `[rows, cols]` weight matrix (ggml `ne = [cols, rows]`).
-fn matrix<'a>(file: &'a GgufFile, name: &str, rows: usize, cols: usize) -> Result<QMatrix<'a>, LoadError> {
+fn matrix<'a>(
+    file: &'a GgufFile,
+    name: &str,
+    rows: usize,
+    cols: usize,
+) -> Result<QMatrix<'a>, LoadError> {
     let t = info(file, name, &[cols as u64, rows as u64])?;
-    QMatrix::new(t.ty(), rows, cols, file.tensor_bytes(t))
-        .map_err(|source| LoadError::Matrix { name: name.into(), source })
+    QMatrix::new(t.ty(), rows, cols, file.tensor_bytes(t)).map_err(|source| LoadError::Matrix {
+        name: name.into(),
+        source,
+    })
 }
 
 /// `n` matrices `[rows, cols]` stacked in one tensor (ggml `ne = [cols, rows, n]`).
@@ -201,7 +253,12 @@ fn stacked<'a>(
     let per = bytes.len() / n;
     bytes
         .chunks_exact(per)
-        .map(|b| QMatrix::new(t.ty(), rows, cols, b).map_err(|source| LoadError::Matrix { name: name.into(), source }))
+        .map(|b| {
+            QMatrix::new(t.ty(), rows, cols, b).map_err(|source| LoadError::Matrix {
+                name: name.into(),
+                source,
+            })
+        })
         .collect()
 }
 
@@ -211,9 +268,15 @@ fn vector<'a>(file: &'a GgufFile, name: &str, len: usize) -> Result<Cow<'a, [f32
     if t.ty() == GgmlType::F32 {
         return Ok(Cow::Borrowed(file.tensor_data::<f32>(t)?));
     }
-    let m = QMatrix::new(t.ty(), 1, len, file.tensor_bytes(t))
-        .map_err(|source| LoadError::Matrix { name: name.into(), source })?;
+    let m =
+        QMatrix::new(t.ty(), 1, len, file.tensor_bytes(t)).map_err(|source| LoadError::Matrix {
+            name: name.into(),
+            source,
+        })?;
     let mut out = vec![0.0; len];
-    dequantize_row(&m, 0, &mut out).map_err(|source| LoadError::Matrix { name: name.into(), source })?;
+    dequantize_row(&m, 0, &mut out).map_err(|source| LoadError::Matrix {
+        name: name.into(),
+        source,
+    })?;
     Ok(Cow::Owned(out))
 }

@@ -11,12 +11,22 @@ pub struct Route {
 /// those `k` alone. This equals Mixtral's softmax over all experts renormalised over the top k.
 pub fn route(logits: &[f32], k: usize) -> Route {
     let mut ids: Vec<u32> = (0..logits.len() as u32).collect();
-    ids.sort_by(|&a, &b| logits[b as usize].total_cmp(&logits[a as usize]).then(a.cmp(&b)));
+    ids.sort_by(|&a, &b| {
+        logits[b as usize]
+            .total_cmp(&logits[a as usize])
+            .then(a.cmp(&b))
+    });
     ids.truncate(k);
     let max = logits[ids[0] as usize];
-    let e: Vec<f64> = ids.iter().map(|&i| ((logits[i as usize] - max) as f64).exp()).collect();
+    let e: Vec<f64> = ids
+        .iter()
+        .map(|&i| ((logits[i as usize] - max) as f64).exp())
+        .collect();
     let sum: f64 = e.iter().sum();
-    Route { experts: ids, weights: e.iter().map(|v| (v / sum) as f32).collect() }
+    Route {
+        experts: ids,
+        weights: e.iter().map(|v| (v / sum) as f32).collect(),
+    }
 }
 
 #[cfg(test)]

@@ -21,16 +21,16 @@ pub enum Ffn<'a> {
 
 pub struct Layer<'a> {
     pub attn_norm: Cow<'a, [f32]>, // [d_model]
-    pub wq: QMatrix<'a>,           // [n_head * head_dim, d_model], rows in GGUF (adjacent-pair) order
-    pub wk: QMatrix<'a>,           // [n_kv_head * head_dim, d_model]
-    pub wv: QMatrix<'a>,           // [n_kv_head * head_dim, d_model]
-    pub wo: QMatrix<'a>,           // [d_model, n_head * head_dim]
-    pub ffn_norm: Cow<'a, [f32]>,  // [d_model]
+    pub wq: QMatrix<'a>, // [n_head * head_dim, d_model], rows in GGUF (adjacent-pair) order
+    pub wk: QMatrix<'a>, // [n_kv_head * head_dim, d_model]
+    pub wv: QMatrix<'a>, // [n_kv_head * head_dim, d_model]
+    pub wo: QMatrix<'a>, // [d_model, n_head * head_dim]
+    pub ffn_norm: Cow<'a, [f32]>, // [d_model]
     pub ffn: Ffn<'a>,
 }
 
 pub struct Weights<'a> {
-    pub tok_embd: QMatrix<'a>,       // [n_vocab, d_model]
+    pub tok_embd: QMatrix<'a>, // [n_vocab, d_model]
     pub layers: Vec<Layer<'a>>,
     pub output_norm: Cow<'a, [f32]>, // [d_model]
     pub output: QMatrix<'a>,         // [n_vocab, d_model]

@@ -45,17 +45,50 @@ macro_rules! dispatch_weight_type {
     ($ty:expr, $W:ident => $body:expr, else $other:ident => $fallback:expr) => {{
         use $crate::quant::GgmlType as T;
         match $ty {
-            T::F32 => { type $W = f32; $body }
-            T::F16 => { type $W = half::f16; $body }
-            T::BF16 => { type $W = half::bf16; $body }
-            T::Q8_0 => { type $W = $crate::quant::BlockQ8_0; $body }
-            T::Q4_0 => { type $W = $crate::quant::BlockQ4_0; $body }
-            T::Q4_1 => { type $W = $crate::quant::BlockQ4_1; $body }
-            T::Q5_0 => { type $W = $crate::quant::BlockQ5_0; $body }
-            T::Q5_1 => { type $W = $crate::quant::BlockQ5_1; $body }
-            T::Q4_K => { type $W = $crate::quant::BlockQ4_K; $body }
-            T::Q5_K => { type $W = $crate::quant::BlockQ5_K; $body }
-            T::Q6_K => { type $W = $crate::quant::BlockQ6_K; $body }
+            T::F32 => {
+                type $W = f32;
+                $body
+            }
+            T::F16 => {
+                type $W = half::f16;
+                $body
+            }
+            T::BF16 => {
+                type $W = half::bf16;
+                $body
+            }
+            T::Q8_0 => {
+                type $W = $crate::quant::BlockQ8_0;
+                $body
+            }
+            T::Q4_0 => {
+                type $W = $crate::quant::BlockQ4_0;
+                $body
+            }
+            T::Q4_1 => {
+                type $W = $crate::quant::BlockQ4_1;
+                $body
+            }
+            T::Q5_0 => {
+                type $W = $crate::quant::BlockQ5_0;
+                $body
+            }
+            T::Q5_1 => {
+                type $W = $crate::quant::BlockQ5_1;
+                $body
+            }
+            T::Q4_K => {
+                type $W = $crate::quant::BlockQ4_K;
+                $body
+            }
+            T::Q5_K => {
+                type $W = $crate::quant::BlockQ5_K;
+                $body
+            }
+            T::Q6_K => {
+                type $W = $crate::quant::BlockQ6_K;
+                $body
+            }
             $other => $fallback,
         }
     }};

@@ -135,7 +135,10 @@ impl KvRows {
                 }
             }
             KvRows::Q8_0(d) => {
-                for (chunk, b) in out.chunks_exact_mut(32).zip(&d[start / 32..(start + hd) / 32]) {
+                for (chunk, b) in out
+                    .chunks_exact_mut(32)
+                    .zip(&d[start / 32..(start + hd) / 32])
+                {
                     let s = p * b.d.to_f32();
                     for (o, &q) in chunk.iter_mut().zip(&b.qs) {
                         *o += s * q as f32;

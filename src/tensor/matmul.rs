@@ -102,7 +102,11 @@ pub fn matmul_reference(w: &QMatrix, x: &[f32], n: usize) -> Result<Vec<f32>, Ma
         let xr = &x[t * w.cols..(t + 1) * w.cols];
         for r in 0..w.rows {
             let wr = &wf[r * w.cols..(r + 1) * w.cols];
-            y[t * w.rows + r] = wr.iter().zip(xr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>() as f32;
+            y[t * w.rows + r] = wr
+                .iter()
+                .zip(xr)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum::<f64>() as f32;
         }
     }
     Ok(y)

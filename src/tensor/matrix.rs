@@ -18,16 +18,31 @@ pub enum MatrixError {
     #[error("tensor type {0} has no compute kernels in tandem")]
     Unsupported(GgmlType),
     #[error("row length {cols} is not a multiple of the {ty} block size {block}")]
-    RowNotBlocks { ty: GgmlType, cols: usize, block: usize },
+    RowNotBlocks {
+        ty: GgmlType,
+        cols: usize,
+        block: usize,
+    },
     #[error("{ty} matrix [{rows}, {cols}] needs {want} bytes, got {got}")]
-    Size { ty: GgmlType, rows: usize, cols: usize, want: u64, got: usize },
+    Size {
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        want: u64,
+        got: usize,
+    },
     #[error("{ty} data is not aligned to its {align}-byte block alignment")]
     Misaligned { ty: GgmlType, align: usize },
 }
 
 impl<'a> QMatrix<'a> {
     /// Views `data` as a `[rows, cols]` matrix of `ty`, checking the size and block geometry.
-    pub fn new(ty: GgmlType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, MatrixError> {
+    pub fn new(
+        ty: GgmlType,
+        rows: usize,
+        cols: usize,
+        data: &'a [u8],
+    ) -> Result<Self, MatrixError> {
         if !ty.is_supported() || ty == GgmlType::Q8_K {
             return Err(MatrixError::Unsupported(ty));
         }
@@ -39,14 +54,29 @@ impl<'a> QMatrix<'a> {
             .checked_mul(cols as u64)
             .and_then(|n| ty.bytes_for(n));
         if want != Some(data.len() as u64) {
-            return Err(MatrixError::Size { ty, rows, cols, want: want.unwrap_or(u64::MAX), got: data.len() });
+            return Err(MatrixError::Size {
+                ty,
+                rows,
+                cols,
+                want: want.unwrap_or(u64::MAX),
+                got: data.len(),
+            });
         }
-        Ok(QMatrix { ty, rows, cols, data })
+        Ok(QMatrix {
+            ty,
+            rows,
+            cols,
+            data,
+        })
     }
 
     /// The rows as typed blocks. `B::TYPE` must be `self.ty`.
     pub(crate) fn blocks<B: Block>(&self) -> Result<&'a [B], MatrixError> {
-        assert_eq!(B::TYPE, self.ty, "QMatrix::blocks called with the wrong block type");
+        assert_eq!(
+            B::TYPE,
+            self.ty,
+            "QMatrix::blocks called with the wrong block type"
+        );
         bytemuck::try_cast_slice(self.data).map_err(|_| MatrixError::Misaligned {
             ty: self.ty,
             align: std::mem::align_of::<B>(),

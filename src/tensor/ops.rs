@@ -93,7 +93,12 @@ mod tests {
         let (a0, a1) = (3.0f64, 3.0f64 / 10.0);
         let want = [a0.cos(), a0.sin(), -a1.sin(), a1.cos()];
         for i in 0..4 {
-            assert!((x[i] as f64 - want[i]).abs() < 1e-6, "{i}: {} vs {}", x[i], want[i]);
+            assert!(
+                (x[i] as f64 - want[i]).abs() < 1e-6,
+                "{i}: {} vs {}",
+                x[i],
+                want[i]
+            );
         }
         // Position 0 is the identity; values past n_rot are untouched.
         let mut y = [0.3f32, -0.7, 0.2, 0.9];

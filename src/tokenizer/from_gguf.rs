@@ -1,6 +1,6 @@
 //! The tokenizer stored in a GGUF file's `tokenizer.*` metadata.
 
-use super::{Tokenizer, TokenizerError, TokenType, Vocab};
+use super::{TokenType, Tokenizer, TokenizerError, Vocab};
 use crate::gguf::{Array, GgufFile};
 
 fn err(s: String) -> TokenizerError {
@@ -12,7 +12,10 @@ impl Vocab {
     pub fn from_gguf(file: &GgufFile) -> Result<Vocab, TokenizerError> {
         let m = file.metadata();
         let gguf = |e: crate::gguf::GgufError| err(e.to_string());
-        let model = m.get_opt::<&str>("tokenizer.ggml.model").map_err(gguf)?.unwrap_or("none");
+        let model = m
+            .get_opt::<&str>("tokenizer.ggml.model")
+            .map_err(gguf)?
+            .unwrap_or("none");
         if model != "llama" {
             return Err(err(format!(
                 "tokenizer.ggml.model is `{model}`; tandem reads SentencePiece (`llama`) vocabularies"
@@ -28,24 +31,45 @@ impl Vocab {
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            other => return Err(err(format!("tokenizer.ggml.tokens is an array of {}, expected strings", other.elem_type()))),
+            other => {
+                return Err(err(format!(
+                    "tokenizer.ggml.tokens is an array of {}, expected strings",
+                    other.elem_type()
+                )))
+            }
         };
         let n = tokens.len();
         let scores = match m.get_opt::<&Array>("tokenizer.ggml.scores").map_err(gguf)? {
             Some(Array::F32(v)) => v.clone(),
-            Some(other) => return Err(err(format!("tokenizer.ggml.scores is an array of {}, expected f32", other.elem_type()))),
+            Some(other) => {
+                return Err(err(format!(
+                    "tokenizer.ggml.scores is an array of {}, expected f32",
+                    other.elem_type()
+                )))
+            }
             None => vec![0.0; n],
         };
-        let types = match m.get_opt::<&Array>("tokenizer.ggml.token_type").map_err(gguf)? {
+        let types = match m
+            .get_opt::<&Array>("tokenizer.ggml.token_type")
+            .map_err(gguf)?
+        {
             Some(Array::I32(v)) => v
                 .iter()
                 .enumerate()
                 .map(|(i, &t)| {
-                    TokenType::from_id(t)
-                        .ok_or_else(|| err(format!("tokenizer.ggml.token_type[{i}] = {t} is not a token type")))
+                    TokenType::from_id(t).ok_or_else(|| {
+                        err(format!(
+                            "tokenizer.ggml.token_type[{i}] = {t} is not a token type"
+                        ))
+                    })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            Some(other) => return Err(err(format!("tokenizer.ggml.token_type is an array of {}, expected i32", other.elem_type()))),
+            Some(other) => {
+                return Err(err(format!(
+                    "tokenizer.ggml.token_type is an array of {}, expected i32",
+                    other.elem_type()
+                )))
+            }
             None => vec![TokenType::Normal; n],
         };
         let id = |k: &str| m.get_opt::<u32>(k).map_err(gguf);
@@ -56,8 +80,14 @@ impl Vocab {
             bos: id("tokenizer.ggml.bos_token_id")?,
             eos: id("tokenizer.ggml.eos_token_id")?,
             unk: id("tokenizer.ggml.unknown_token_id")?,
-            add_bos: m.get_opt::<bool>("tokenizer.ggml.add_bos_token").map_err(gguf)?.unwrap_or(true),
-            add_eos: m.get_opt::<bool>("tokenizer.ggml.add_eos_token").map_err(gguf)?.unwrap_or(false),
+            add_bos: m
+                .get_opt::<bool>("tokenizer.ggml.add_bos_token")
+                .map_err(gguf)?
+                .unwrap_or(true),
+            add_eos: m
+                .get_opt::<bool>("tokenizer.ggml.add_eos_token")
+                .map_err(gguf)?
+                .unwrap_or(false),
         })
     }
 }

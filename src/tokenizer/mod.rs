@@ -51,7 +51,9 @@ impl Tokenizer {
         }
         for (what, id) in [("bos", vocab.bos), ("eos", vocab.eos), ("unk", vocab.unk)] {
             if let Some(id) = id.filter(|&i| i as usize >= n) {
-                return Err(build_err(format!("{what} token id {id} is outside the {n}-token vocabulary")));
+                return Err(build_err(format!(
+                    "{what} token id {id} is outside the {n}-token vocabulary"
+                )));
             }
         }
         let json = tokenizer_json(vocab).to_string();
@@ -69,7 +71,15 @@ impl Tokenizer {
         let mut plain = with_special.clone();
         plain.set_encode_special_tokens(true);
         let n_vocab = with_special.get_vocab_size(true);
-        Ok(Tokenizer { with_special, plain, bos: None, eos: None, add_bos: false, add_eos: false, n_vocab })
+        Ok(Tokenizer {
+            with_special,
+            plain,
+            bos: None,
+            eos: None,
+            add_bos: false,
+            add_eos: false,
+            n_vocab,
+        })
     }
 
     /// Encodes user text: control-token text such as `<s>` stays text. Adds BOS/EOS when the
@@ -79,7 +89,11 @@ impl Tokenizer {
     }
 
     /// Encodes template output: control-token text becomes the control id.
-    pub fn encode_template(&self, text: &str, add_special: bool) -> Result<Vec<u32>, TokenizerError> {
+    pub fn encode_template(
+        &self,
+        text: &str,
+        add_special: bool,
+    ) -> Result<Vec<u32>, TokenizerError> {
         self.encode_with(&self.with_special, text, add_special)
     }
 

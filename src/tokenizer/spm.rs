@@ -11,8 +11,12 @@ use std::collections::HashMap;
 /// piece's id and then of the parts' ids. This is the rule Hugging Face's converter uses, so the
 /// result matches the `tokenizer.json` that `transformers` makes from a `tokenizer.model`.
 pub fn merges(vocab: &Vocab) -> Vec<(String, String)> {
-    let ids: HashMap<&str, usize> =
-        vocab.tokens.iter().enumerate().map(|(i, t)| (t.as_str(), i)).collect();
+    let ids: HashMap<&str, usize> = vocab
+        .tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.as_str(), i))
+        .collect();
     // (score of the merged piece, left id, right id)
     let mut all: Vec<(f32, usize, usize)> = Vec::new();
     let chars = |id: usize| vocab.tokens[id].chars().count();
@@ -44,7 +48,12 @@ pub fn tokenizer_json(vocab: &Vocab) -> Value {
         .types
         .iter()
         .enumerate()
-        .filter(|(_, t)| matches!(t, TokenType::Control | TokenType::UserDefined | TokenType::Unknown))
+        .filter(|(_, t)| {
+            matches!(
+                t,
+                TokenType::Control | TokenType::UserDefined | TokenType::Unknown
+            )
+        })
         .map(|(id, t)| {
             json!({
                 "id": id, "content": vocab.tokens[id], "single_word": false, "lstrip": false,
@@ -59,7 +68,10 @@ pub fn tokenizer_json(vocab: &Vocab) -> Value {
         .enumerate()
         .map(|(i, t)| (t.clone(), json!(i)))
         .collect();
-    let merges: Vec<Value> = merges(vocab).into_iter().map(|(l, r)| json!([l, r])).collect();
+    let merges: Vec<Value> = merges(vocab)
+        .into_iter()
+        .map(|(l, r)| json!([l, r]))
+        .collect();
     json!({
         "version": "1.0",
         "truncation": null,

@@ -54,16 +54,26 @@ pub fn read_logits(path: &Path) -> Vec<f32> {
 }
 
 pub fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .unwrap()
+    serde_json::from_slice(
+        &std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap()
 }
 
 pub fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|t| t.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap() as u32)
+        .collect()
 }
 
 pub fn floats(v: &serde_json::Value) -> Vec<f64> {
-    v.as_array().unwrap().iter().map(|t| t.as_f64().unwrap()).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_f64().unwrap())
+        .collect()
 }
 
 /// `‖a − b‖₂ / ‖b‖₂` in f64.
@@ -79,7 +89,10 @@ pub fn rel_l2(a: &[f32], b: &[f32]) -> f64 {
 
 /// Largest absolute difference.
 pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(&x, &y)| (x as f64 - y as f64).abs()).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| (x as f64 - y as f64).abs())
+        .fold(0.0, f64::max)
 }
 
 /// Checks the top-k experts of every (layer, token) against a reference's `routing`, wherever its
@@ -94,7 +107,11 @@ pub fn check_routing(got: &Routing, reference: &serde_json::Value, min_gap: f64)
                 skipped += 1;
                 continue;
             }
-            assert_eq!(got[layer][t].experts, ids(want), "layer {layer}, token {t}: experts differ");
+            assert_eq!(
+                got[layer][t].experts,
+                ids(want),
+                "layer {layer}, token {t}: experts differ"
+            );
             checked += 1;
         }
     }

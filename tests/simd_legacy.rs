@@ -52,7 +52,11 @@ impl Rng {
             1 => f16::from_bits(1 + (self.next_u64() % 0x3ff) as u16), // subnormal
             _ => {
                 let mag = 2f32.powf(-14.0 + 22.0 * self.uniform());
-                let sign = if self.next_u64() % 2 == 0 { 1.0 } else { -1.0 };
+                let sign = if self.next_u64().is_multiple_of(2) {
+                    1.0
+                } else {
+                    -1.0
+                };
                 f16::from_f32(sign * mag)
             }
         }
@@ -69,7 +73,7 @@ fn weights_f32(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let v = 0.02 * rng.normal();
-            if rng.next_u64() % 97 == 0 {
+            if rng.next_u64().is_multiple_of(97) {
                 v * 20.0
             } else {
                 v

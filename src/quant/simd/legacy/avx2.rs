@@ -73,13 +73,13 @@ pub(super) unsafe fn widen3(a: f16, b: f16, c: f16) -> __m128 {
     _mm_cvtph_ps(_mm_cvtsi64_si128(bits(a) | bits(b) << 16 | bits(c) << 32))
 }
 
-/// `dw * dx` and `m * dx` of a weight block and an activation block (each one f32 product, as
-/// in the scalar reference).
+/// `[dw·dx, m·dx, dx·dx, 0]` for a weight block (scale `dw`, minimum `m`) and an activation
+/// block (scale `dx`): each product one f32 multiply, as in the scalar reference.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) unsafe fn block_scales<B: Nibbles>(bw: &B, bx: &BlockQ8_0) -> (f32, f32) {
-    let [dw, m, dx, _]: [f32; 4] = std::mem::transmute(widen3(bw.d(), bw.m(), bx.d));
-    (dw * dx, m * dx)
+pub(super) unsafe fn scale_products(dw: f16, m: f16, dx: f16) -> __m128 {
+    let v = widen3(dw, m, dx);
+    _mm_mul_ps(v, _mm_shuffle_ps(v, v, 0b10_10_10_10))
 }
 
 /// A float format that widens 8 values at a time.
@@ -173,10 +173,9 @@ unsafe fn widen16(p: *const i8) -> __m256i {
 unsafe fn dot_q8_0_impl(w: &[BlockQ8_0], x: &[BlockQ8_0]) -> f32 {
     let mut acc = _mm256_setzero_ps();
     for (bw, bx) in w.iter().zip(x) {
-        let s = widen3(bw.d, bx.d, f16::ZERO);
-        let d = _mm_cvtss_f32(s) * _mm_cvtss_f32(_mm_movehdup_ps(s));
+        let d = _mm256_broadcastss_ps(scale_products(bw.d, f16::ZERO, bx.d));
         let p = _mm256_cvtepi32_ps(dot32_i8(&bw.qs, &bx.qs));
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), p, acc);
+        acc = _mm256_fmadd_ps(d, p, acc);
     }
     hsum(acc)
 }
@@ -224,26 +223,35 @@ pub(super) unsafe fn nibble_block<B: Nibbles>(bw: &B, bx: &BlockQ8_0, acc: __m25
     let u = codes(bw);
     let y = _mm256_loadu_si256(bx.qs.as_ptr().cast());
     let uy = _mm256_maddubs_epi16(u, y);
-    let (d, m) = block_scales(bw, bx);
+    let scales = scale_products(bw.d(), bw.m(), bx.d);
+    let d = _mm256_broadcastss_ps(scales);
     if B::MIN {
+        let m = _mm256_broadcastss_ps(_mm_movehdup_ps(scales));
         let sy = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_set1_epi8(1), y), ones);
         let s = _mm256_madd_epi16(uy, ones);
-        let acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc);
-        _mm256_fmadd_ps(_mm256_set1_ps(m), _mm256_cvtepi32_ps(sy), acc)
+        let acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc);
+        _mm256_fmadd_ps(m, _mm256_cvtepi32_ps(sy), acc)
     } else {
         let oy = _mm256_maddubs_epi16(_mm256_set1_epi8(B::OFFSET as i8), y);
         let s = _mm256_madd_epi16(_mm256_sub_epi16(uy, oy), ones);
-        _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(s), acc)
+        _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(s), acc)
     }
 }
 
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn dot_nibbles_impl<B: Nibbles>(w: &[B], x: &[BlockQ8_0]) -> f32 {
-    let mut acc = _mm256_setzero_ps();
-    for (bw, bx) in w.iter().zip(x) {
-        acc = nibble_block(bw, bx, acc);
+    // Two accumulators, so that consecutive blocks do not wait on each other's FMA.
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (pairs_w, pairs_x) = (w.chunks_exact(2), x.chunks_exact(2));
+    let (rest_w, rest_x) = (pairs_w.remainder(), pairs_x.remainder());
+    for (pw, px) in pairs_w.zip(pairs_x) {
+        acc0 = nibble_block(&pw[0], &px[0], acc0);
+        acc1 = nibble_block(&pw[1], &px[1], acc1);
     }
-    hsum(acc)
+    for (bw, bx) in rest_w.iter().zip(rest_x) {
+        acc0 = nibble_block(bw, bx, acc0);
+    }
+    hsum(_mm256_add_ps(acc0, acc1))
 }
 
 /// `roundf(t)` saturated to i8 the way `as i8` does (NaN → 0, ±inf → 127/-128), per i32 lane.

@@ -132,11 +132,11 @@ unsafe fn dot_floats<T: Widen16>(w: &[T], x: &[f32]) -> f32 {
 unsafe fn dot_q8_0_impl(w: &[BlockQ8_0], x: &[BlockQ8_0]) -> f32 {
     let mut acc = _mm512_setzero_ps();
     for (bw, bx) in w.iter().zip(x) {
-        let [dw, dx, _, _]: [f32; 4] = std::mem::transmute(avx2::widen3(bw.d, bx.d, f16::ZERO));
+        let d = _mm512_broadcastss_ps(avx2::scale_products(bw.d, f16::ZERO, bx.d));
         let wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(bw.qs.as_ptr().cast()));
         let xv = _mm512_cvtepi8_epi16(_mm256_loadu_si256(bx.qs.as_ptr().cast()));
         let p = _mm512_cvtepi32_ps(_mm512_madd_epi16(wv, xv));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(dw * dx), p, acc);
+        acc = _mm512_fmadd_ps(d, p, acc);
     }
     _mm512_reduce_add_ps(acc)
 }
@@ -159,20 +159,23 @@ unsafe fn acts2(a: &BlockQ8_0, b: &BlockQ8_0) -> __m512i {
     )
 }
 
-/// `s_a` in lanes 0..8 and `s_b` in lanes 8..16.
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
-unsafe fn scale2(s_a: f32, s_b: f32) -> __m512 {
-    _mm512_mask_blend_ps(0xff00, _mm512_set1_ps(s_a), _mm512_set1_ps(s_b))
-}
-
-/// Per-block scales of a pair: (`dw·dx` of both, `m·dx` of both).
+/// Per-block scales of a pair, block `a` in lanes 0..8 and block `b` in lanes 8..16:
+/// (`dw·dx`, `m·dx`).
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx2,fma,f16c")]
 unsafe fn scales2<B: Nibbles>(wa: &B, wb: &B, xa: &BlockQ8_0, xb: &BlockQ8_0) -> (__m512, __m512) {
-    let (da, ma) = avx2::block_scales(wa, xa);
-    let (db, mb) = avx2::block_scales(wb, xb);
-    (scale2(da, db), scale2(ma, mb))
+    let sa = avx2::scale_products(wa.d(), wa.m(), xa.d);
+    let sb = avx2::scale_products(wb.d(), wb.m(), xb.d);
+    let s = _mm512_castps256_ps512(_mm256_set_m128(sb, sa)); // [a: d m _ _ | b: d m _ _]
+    let d = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4),
+        s,
+    );
+    let m = _mm512_permutexvar_ps(
+        _mm512_setr_epi32(1, 1, 1, 1, 1, 1, 1, 1, 5, 5, 5, 5, 5, 5, 5, 5),
+        s,
+    );
+    (d, m)
 }
 
 /// Integer sums with `vpmaddubsw` + `vpmaddwd`; see `avx2::nibble_block` for why they are exact.

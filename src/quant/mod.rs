@@ -8,9 +8,20 @@
 
 #![allow(non_camel_case_types)] // block names follow ggml: BlockQ4_0, BlockQ8_K, ...
 
+mod float;
+pub mod q4_0;
+pub mod q4_1;
+pub mod q5_0;
+pub mod q5_1;
+pub mod q8_0;
 pub mod simd;
 mod types;
 
+pub use q4_0::BlockQ4_0;
+pub use q4_1::BlockQ4_1;
+pub use q5_0::BlockQ5_0;
+pub use q5_1::BlockQ5_1;
+pub use q8_0::BlockQ8_0;
 pub use types::GgmlType;
 
 /// A fixed-size group of values stored as one unit. Plain scalar types are blocks of one value.

@@ -11,6 +11,8 @@
 use super::DotWith;
 use std::sync::OnceLock;
 
+pub mod legacy;
+
 /// An instruction set with its own kernels, in increasing order of preference per architecture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Isa {

@@ -8,9 +8,19 @@
 
 #![allow(non_camel_case_types)] // block names follow ggml: BlockQ4_0, BlockQ8_K, ...
 
+mod kquant_search;
+mod q4_k;
+mod q5_k;
+mod q6_k;
+mod q8_k;
 pub mod simd;
 mod types;
 
+pub use kquant_search::QK_K;
+pub use q4_k::BlockQ4_K;
+pub use q5_k::BlockQ5_K;
+pub use q6_k::BlockQ6_K;
+pub use q8_k::{quantize_q8_k_scalar, BlockQ8_K};
 pub use types::GgmlType;
 
 /// A fixed-size group of values stored as one unit. Plain scalar types are blocks of one value.

@@ -97,7 +97,7 @@ impl GgmlType {
     /// blocks or the byte count overflows.
     pub fn bytes_for(self, n_values: u64) -> Option<u64> {
         let block = self.block_values() as u64;
-        if n_values % block != 0 {
+        if !n_values.is_multiple_of(block) {
             return None;
         }
         (n_values / block).checked_mul(self.block_bytes() as u64)

@@ -6,8 +6,7 @@ mod quant_kquant_data;
 
 use quant_kquant_data::{activations, block_counts, weights, zeroed, Rng, TestBlock, KINDS};
 use tandem::quant::{
-    quantize_q8_k_scalar, Block, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, DotWith, Quantize,
-    QK_K,
+    quantize_q8_k_scalar, Block, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, Quantize, QK_K,
 };
 
 fn dequantized<B: Quantize>(b: &[B]) -> Vec<f32> {

@@ -53,12 +53,11 @@ impl File {
             .as_array()
             .unwrap()
             .iter()
-            .filter_map(move |t| {
-                matches!(t["type"].as_str(), Some("Q4_K" | "Q5_K" | "Q6_K")).then(|| {
-                    let off = base + t["offset"].as_u64().unwrap() as usize;
-                    let n = t["nbytes"].as_u64().unwrap() as usize;
-                    (t, &self.bytes[off..off + n])
-                })
+            .filter(|t| matches!(t["type"].as_str(), Some("Q4_K" | "Q5_K" | "Q6_K")))
+            .map(move |t| {
+                let off = base + t["offset"].as_u64().unwrap() as usize;
+                let n = t["nbytes"].as_u64().unwrap() as usize;
+                (t, &self.bytes[off..off + n])
             })
     }
 }

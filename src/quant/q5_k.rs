@@ -35,17 +35,18 @@ const SEARCH: AffineSearch = AffineSearch {
 };
 
 impl BlockQ5_K {
-    /// The quant of value `i` (in `0..256`) of this block.
-    #[inline]
-    fn quant(&self, i: usize) -> u8 {
-        let (c, r) = (i / 64, i % 64);
-        let byte = self.qs[32 * c + r % 32];
-        let (low, bit) = if r < 32 {
-            (byte & 0xF, 2 * c)
-        } else {
-            (byte >> 4, 2 * c + 1)
-        };
-        low | (((self.qh[r % 32] >> bit) & 1) << 4)
+    /// All 256 quants (each in `0..32`), in value order.
+    fn quants(&self) -> [u8; QK_K] {
+        let mut q = [0u8; QK_K];
+        let chunks = q.as_chunks_mut::<64>().0;
+        for (c, (bytes, out)) in self.qs.as_chunks::<32>().0.iter().zip(chunks).enumerate() {
+            let (lo, hi) = out.split_at_mut(32);
+            for (((lo, hi), &b), &h) in lo.iter_mut().zip(hi).zip(bytes).zip(&self.qh) {
+                *lo = (b & 0xF) | (((h >> (2 * c)) & 1) << 4);
+                *hi = (b >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
+            }
+        }
+        q
     }
 }
 
@@ -83,11 +84,12 @@ impl Quantize for BlockQ5_K {
         for (b, y) in blocks.iter().zip(out.chunks_exact_mut(QK_K)) {
             let (sc, mn) = unpack_scales_mins(&b.scales);
             let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
-            for (j, ys) in y.chunks_exact_mut(32).enumerate() {
+            let q = b.quants();
+            for (j, (ys, qs)) in y.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
                 let dj = d * sc[j] as f32;
                 let mj = dmin * mn[j] as f32;
-                for (l, v) in ys.iter_mut().enumerate() {
-                    *v = dj * b.quant(32 * j + l) as f32 - mj;
+                for (v, &q) in ys.iter_mut().zip(qs) {
+                    *v = dj * q as f32 - mj;
                 }
             }
         }
@@ -103,11 +105,10 @@ impl DotWith for BlockQ5_K {
         let mut sum = 0.0f32;
         for (b, a) in w.iter().zip(x) {
             let (sc, mn) = unpack_scales_mins(&b.scales);
+            let q = b.quants();
             let mut qdot = 0i32;
-            for (j, &s) in sc.iter().enumerate() {
-                let dot: i32 = (32 * j..32 * j + 32)
-                    .map(|i| b.quant(i) as i32 * a.qs[i] as i32)
-                    .sum();
+            for ((&s, qs), ys) in sc.iter().zip(q.chunks_exact(32)).zip(a.qs.chunks_exact(32)) {
+                let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
                 qdot += s as i32 * dot;
             }
             let mdot: i32 = (0..8)

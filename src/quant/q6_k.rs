@@ -31,14 +31,25 @@ const _: () = assert!(std::mem::size_of::<BlockQ6_K>() == 210);
 const BIAS: i32 = 32;
 
 impl BlockQ6_K {
-    /// The biased quant (in `0..64`) of value `i` (in `0..256`) of this block.
-    #[inline]
-    fn quant(&self, i: usize) -> u8 {
-        let (h, r) = (i / 128, i % 128);
-        let (k, l) = (r / 32, r % 32);
-        let byte = self.ql[64 * h + 32 * (k % 2) + l];
-        let low = if k < 2 { byte & 0xF } else { byte >> 4 };
-        low | (((self.qh[32 * h + l] >> (2 * k)) & 3) << 4)
+    /// All 256 biased quants (each in `0..64`), in value order.
+    fn quants(&self) -> [u8; QK_K] {
+        let mut q = [0u8; QK_K];
+        let halves = q.as_chunks_mut::<128>().0;
+        let ql = self.ql.as_chunks::<32>().0;
+        for (h, (out, qh)) in halves
+            .iter_mut()
+            .zip(self.qh.as_chunks::<32>().0)
+            .enumerate()
+        {
+            let (l0, l1) = (&ql[2 * h], &ql[2 * h + 1]);
+            for l in 0..32 {
+                out[l] = (l0[l] & 0xF) | ((qh[l] & 3) << 4);
+                out[32 + l] = (l1[l] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                out[64 + l] = (l0[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                out[96 + l] = (l1[l] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        q
     }
 }
 
@@ -64,10 +75,15 @@ impl Quantize for BlockQ6_K {
         );
         for (b, y) in blocks.iter().zip(out.chunks_exact_mut(QK_K)) {
             let d = b.d.to_f32();
-            for (j, ys) in y.chunks_exact_mut(16).enumerate() {
-                let dj = d * b.scales[j] as f32;
-                for (l, v) in ys.iter_mut().enumerate() {
-                    *v = dj * (b.quant(16 * j + l) as i32 - BIAS) as f32;
+            let q = b.quants();
+            for ((ys, qs), &s) in y
+                .chunks_exact_mut(16)
+                .zip(q.chunks_exact(16))
+                .zip(&b.scales)
+            {
+                let dj = d * s as f32;
+                for (v, &q) in ys.iter_mut().zip(qs) {
+                    *v = dj * (q as i32 - BIAS) as f32;
                 }
             }
         }
@@ -130,12 +146,12 @@ impl DotWith for BlockQ6_K {
         assert_eq!(w.len(), x.len(), "Q6_K dot: rows differ in length");
         let mut sum = 0.0f32;
         for (b, a) in w.iter().zip(x) {
+            let q = b.quants();
             let mut isum = 0i32;
-            for j in 0..16 {
-                let s: i32 = (16 * j..16 * j + 16)
-                    .map(|i| b.quant(i) as i32 * a.qs[i] as i32)
-                    .sum();
-                isum += b.scales[j] as i32 * (s - BIAS * a.bsums[j] as i32);
+            let groups = q.chunks_exact(16).zip(a.qs.chunks_exact(16));
+            for ((qs, ys), (&s, &bsum)) in groups.zip(b.scales.iter().zip(&a.bsums)) {
+                let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
+                isum += s as i32 * (dot - BIAS * bsum as i32);
             }
             sum += a.d * b.d.to_f32() * isum as f32;
         }

@@ -71,7 +71,7 @@ pub fn activations_f32(rng: &mut Rng, n: usize) -> Vec<f32> {
     (0..n)
         .map(|_| {
             let v = rng.normal();
-            if rng.next_u64() % 64 == 0 {
+            if rng.next_u64().is_multiple_of(64) {
                 v * 40.0
             } else {
                 v

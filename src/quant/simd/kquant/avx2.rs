@@ -106,8 +106,8 @@ fn q4_k(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
                 _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4),
             )
         };
-        let d = a.d * b.d.to_f32();
-        let dmin = a.d * b.dmin.to_f32();
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
         acc = affine_block(&b.scales, d, dmin, a, quants, acc);
     }
     hsum256(acc)
@@ -133,8 +133,8 @@ fn q5_k(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
             qh = _mm256_srli_epi16::<2>(qh);
             (lo, hi)
         };
-        let d = a.d * b.d.to_f32();
-        let dmin = a.d * b.dmin.to_f32();
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
         acc = affine_block(&b.scales, d, dmin, a, quants, acc);
     }
     hsum256(acc)
@@ -197,7 +197,7 @@ fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
         ));
         let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
         isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(bias));
-        let d = a.d * b.d.to_f32();
+        let d = a.d * b.d.to_f32_const();
         acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
     }
     hsum256(acc)
@@ -206,61 +206,26 @@ fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
 /// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 8 values per instruction.
 #[target_feature(enable = "avx2,fma")]
 fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
-    let sign = _mm256_set1_ps(-0.0);
-    let magic = _mm256_set1_ps(12_582_912.0);
-    let mantissa = _mm256_set1_epi32(0x007f_ffff);
-    let offset = _mm256_set1_epi32(0x0040_0000);
-    let (hi, lo) = (_mm256_set1_epi32(127), _mm256_set1_epi32(-128));
-    let ones8 = _mm256_set1_epi8(1);
-    let ones16 = _mm256_set1_epi16(1);
-    // After two in-lane packs, 32-bit lane i holds values 4·perm[i]..: restore their order.
-    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
     for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-        let xs = x.as_chunks::<8>().0;
-        // The largest magnitude. max_ps returns its second operand when the first is NaN, so
-        // NaNs are skipped as in the scalar `>` comparison.
-        let mut m = [_mm256_setzero_ps(); 4];
-        for (i, v) in xs.iter().enumerate() {
-            m[i % 4] = _mm256_max_ps(_mm256_andnot_ps(sign, super::load_f32x8(v)), m[i % 4]);
-        }
-        let m = _mm256_max_ps(_mm256_max_ps(m[0], m[1]), _mm256_max_ps(m[2], m[3]));
-        let amax = super::hmax256(m);
-        if amax == 0.0 {
+        let max = signed_absmax(x);
+        if max == 0.0 {
             *y = bytemuck::Zeroable::zeroed();
             continue;
         }
-        // The first value of that magnitude decides the sign.
-        let target = _mm256_set1_ps(amax);
-        let max = xs
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| {
-                let v = super::load_f32x8(v);
-                let hit = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, v), target);
-                let bits = _mm256_movemask_ps(hit);
-                (bits != 0).then(|| x[8 * i + bits.trailing_zeros() as usize])
-            })
-            .unwrap_or(amax);
         let iscale = -127.0 / max;
         let vscale = _mm256_set1_ps(iscale);
-        let round = |v: &[f32; 8]| {
-            // nearest_int: the integer sits in the low mantissa bits after adding 1.5·2^23.
-            let r = _mm256_add_ps(_mm256_mul_ps(super::load_f32x8(v), vscale), magic);
-            let i = _mm256_sub_epi32(_mm256_and_si256(_mm256_castps_si256(r), mantissa), offset);
-            _mm256_max_epi32(_mm256_min_epi32(i, hi), lo)
-        };
+        let ones8 = _mm256_set1_epi8(1);
+        let ones16 = _mm256_set1_epi16(1);
+        // After the two in-lane packs, 32-bit lane i holds values 4·order[i]..: restore order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
         let mut sums = [_mm256_setzero_si256(); 8];
-        for (k, (q, v)) in
-            y.qs.as_chunks_mut::<32>()
-                .0
-                .iter_mut()
-                .zip(xs.as_chunks::<4>().0)
-                .enumerate()
-        {
-            let p01 = _mm256_packs_epi32(round(&v[0]), round(&v[1]));
-            let p23 = _mm256_packs_epi32(round(&v[2]), round(&v[3]));
+        let qs = y.qs.as_chunks_mut::<32>().0;
+        for (k, v) in x.as_chunks::<32>().0.iter().enumerate() {
+            let v = v.as_chunks::<8>().0;
+            let p01 = _mm256_packs_epi32(round8(&v[0], vscale), round8(&v[1], vscale));
+            let p23 = _mm256_packs_epi32(round8(&v[2], vscale), round8(&v[3], vscale));
             let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
-            super::store_i8x32(q, bytes);
+            super::store_i8x32(&mut qs[k], bytes);
             // Four 4-value sums per group of 16: the low half is group 2k, the high half 2k+1.
             sums[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, bytes), ones16);
         }
@@ -276,4 +241,52 @@ fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
         super::store_i16x8(&mut bs[1], _mm_unpackhi_epi16(even, odd));
         y.d = 1.0 / iscale;
     }
+}
+
+/// The value of largest magnitude (the first one on ties; NaNs never win), or 0 if all are 0.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn signed_absmax(x: &[f32; QK_K]) -> f32 {
+    let sign = _mm256_set1_ps(-0.0);
+    // max_ps returns its second operand when the first is NaN: NaNs are skipped, as by the
+    // scalar `>` comparison.
+    let mut m = [_mm256_setzero_ps(); 4];
+    for v in x.as_chunks::<32>().0 {
+        for (m, v) in m.iter_mut().zip(v.as_chunks::<8>().0) {
+            *m = _mm256_max_ps(_mm256_andnot_ps(sign, super::load_f32x8(v)), *m);
+        }
+    }
+    let amax = super::hmax256(_mm256_max_ps(
+        _mm256_max_ps(m[0], m[1]),
+        _mm256_max_ps(m[2], m[3]),
+    ));
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let target = _mm256_set1_ps(amax);
+    for v in x.as_chunks::<8>().0 {
+        let hit = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, super::load_f32x8(v)), target);
+        let bits = _mm256_movemask_ps(hit);
+        if bits != 0 {
+            return v[bits.trailing_zeros() as usize];
+        }
+    }
+    amax // not reached: amax is one of the magnitudes
+}
+
+/// `clamp(nearest_int(v·scale), −128, 127)` for 8 values: adding 1.5·2^23 leaves the rounded
+/// integer in the low mantissa bits, exactly as the scalar `nearest_int`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn round8(v: &[f32; 8], scale: __m256) -> __m256i {
+    let r = _mm256_add_ps(
+        _mm256_mul_ps(super::load_f32x8(v), scale),
+        _mm256_set1_ps(12_582_912.0),
+    );
+    let bits = _mm256_and_si256(_mm256_castps_si256(r), _mm256_set1_epi32(0x007f_ffff));
+    let i = _mm256_sub_epi32(bits, _mm256_set1_epi32(0x0040_0000));
+    _mm256_max_epi32(
+        _mm256_min_epi32(i, _mm256_set1_epi32(127)),
+        _mm256_set1_epi32(-128),
+    )
 }

@@ -86,14 +86,51 @@ unsafe fn load64<T: bytemuck::Pod>(v: &T) -> __m512i {
     _mm512_loadu_si512((v as *const T).cast())
 }
 
-/// A vector of 32 i16 lane indices `f(0..32)`, for `_mm512_permutexvar_epi16`.
+/// Lane indices for `_mm512_permutexvar_epi16` that spread the 8 i16 scales of Q4_K / Q5_K:
+/// entry `k` gives lanes 0..16 scale `a` and lanes 16..32 scale `a + 2`, `a = 4·(k/2) + k%2`.
+/// Entries `2g` and `2g + 1` serve the low and the high nibbles of values `128g .. 128g + 128`.
+const AFFINE_LANES: [[u16; 32]; 4] = {
+    let mut t = [[0u16; 32]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let a = 4 * (k / 2) + k % 2;
+        let mut i = 0;
+        while i < 32 {
+            t[k][i] = (a + if i < 16 { 0 } else { 2 }) as u16;
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// Lane indices that give each 128-bit lane (8 i16 lanes: one Q6_K sub-block of 16 values) its
+/// scale: entry `k` picks scales `4k .. 4k + 4`.
+const Q6_LANES: [[u16; 32]; 4] = {
+    let mut t = [[0u16; 32]; 4];
+    let mut k = 0;
+    while k < 4 {
+        let mut i = 0;
+        while i < 32 {
+            t[k][i] = (4 * k + i / 8) as u16;
+            i += 1;
+        }
+        k += 1;
+    }
+    t
+};
+
+/// The low and the high nibbles of 64 bytes.
 ///
 /// # Safety
-/// The CPU must have AVX-512 F.
+/// The CPU must have AVX-512 F and BW.
 #[inline(always)]
-unsafe fn lanes(f: impl Fn(usize) -> u16) -> __m512i {
-    let idx: [u16; 32] = std::array::from_fn(f);
-    load64(&idx)
+unsafe fn nibbles(q: __m512i) -> (__m512i, __m512i) {
+    let low4 = _mm512_set1_epi8(0x0F);
+    (
+        _mm512_and_si512(q, low4),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(q), low4),
+    )
 }
 
 /// One Q4_K / Q5_K block added into `acc`. `quants[g]` holds the quants of values
@@ -116,14 +153,14 @@ unsafe fn affine_block<const VNNI: bool>(
     let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
     let ys = a.qs.as_chunks::<64>().0;
     let mut isum = _mm512_setzero_si512();
-    for (g, (lo, hi)) in quants.into_iter().enumerate() {
+    for g in 0..2 {
+        let (lo, hi) = quants[g];
         let y0 = load64(&ys[2 * g]); // sub-blocks 4g, 4g+1
         let y1 = load64(&ys[2 * g + 1]); // sub-blocks 4g+2, 4g+3
         let ylo = _mm512_shuffle_i64x2::<0x44>(y0, y1); // 4g, 4g+2
         let yhi = _mm512_shuffle_i64x2::<0xEE>(y0, y1); // 4g+1, 4g+3
-        let g = g as u16;
-        let slo = _mm512_permutexvar_epi16(lanes(|i| 4 * g + if i < 16 { 0 } else { 2 }), sc16);
-        let shi = _mm512_permutexvar_epi16(lanes(|i| 4 * g + if i < 16 { 1 } else { 3 }), sc16);
+        let slo = _mm512_permutexvar_epi16(load64(&AFFINE_LANES[2 * g]), sc16);
+        let shi = _mm512_permutexvar_epi16(load64(&AFFINE_LANES[2 * g + 1]), sc16);
         isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(lo, ylo), slo);
         isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(hi, yhi), shi);
     }
@@ -136,19 +173,12 @@ unsafe fn affine_block<const VNNI: bool>(
 /// As [`madd_acc`].
 #[inline(always)]
 unsafe fn q4_k<const VNNI: bool>(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
-    let low4 = _mm512_set1_epi8(0x0F);
     let mut acc = _mm512_setzero_ps();
     for (b, a) in w.iter().zip(x) {
         let qs = b.qs.as_chunks::<64>().0;
-        let quants = [0, 1].map(|g| {
-            let q = load64(&qs[g]);
-            (
-                _mm512_and_si512(q, low4),
-                _mm512_and_si512(_mm512_srli_epi16::<4>(q), low4),
-            )
-        });
-        let d = a.d * b.d.to_f32();
-        let dmin = a.d * b.dmin.to_f32();
+        let quants = [nibbles(load64(&qs[0])), nibbles(load64(&qs[1]))];
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
         acc = affine_block::<VNNI>(&b.scales, d, dmin, a, quants, acc);
     }
     _mm512_reduce_add_ps(acc)
@@ -158,7 +188,6 @@ unsafe fn q4_k<const VNNI: bool>(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
 /// As [`madd_acc`].
 #[inline(always)]
 unsafe fn q5_k<const VNNI: bool>(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
-    let low4 = _mm512_set1_epi8(0x0F);
     let bit0 = _mm512_set1_epi8(1);
     let bit1 = _mm512_set1_epi8(2);
     let mut acc = _mm512_setzero_ps();
@@ -169,19 +198,17 @@ unsafe fn q5_k<const VNNI: bool>(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
         let mut qh = _mm512_mask_srli_epi16::<2>(qh, 0xFFFF_0000, qh);
         let qs = b.qs.as_chunks::<64>().0;
         let mut quants = [(_mm512_setzero_si512(), _mm512_setzero_si512()); 2];
-        for (g, out) in quants.iter_mut().enumerate() {
-            let q = load64(&qs[g]);
-            let lo = _mm512_and_si512(q, low4);
-            let hi = _mm512_and_si512(_mm512_srli_epi16::<4>(q), low4);
+        for g in 0..2 {
+            let (lo, hi) = nibbles(load64(&qs[g]));
             // Bits 0 and 1 of each byte move to bit 4; what 16-bit shifts carry in from the
             // neighbour byte lands above bit 1 and is masked off.
             let lo = _mm512_or_si512(lo, _mm512_slli_epi16::<4>(_mm512_and_si512(qh, bit0)));
             let hi = _mm512_or_si512(hi, _mm512_slli_epi16::<3>(_mm512_and_si512(qh, bit1)));
             qh = _mm512_srli_epi16::<4>(qh);
-            *out = (lo, hi);
+            quants[g] = (lo, hi);
         }
-        let d = a.d * b.d.to_f32();
-        let dmin = a.d * b.dmin.to_f32();
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
         acc = affine_block::<VNNI>(&b.scales, d, dmin, a, quants, acc);
     }
     _mm512_reduce_add_ps(acc)
@@ -217,16 +244,15 @@ unsafe fn q6_k<const VNNI: bool>(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
                 _mm512_and_si512(down, top2),
             );
             // Each 128-bit lane is one sub-block of 16 values: 8h + (0..4), then 8h + 4 + (0..4).
-            let base = 8 * h as u16;
-            let s_a = _mm512_permutexvar_epi16(lanes(|i| base + i as u16 / 8), sc16);
-            let s_b = _mm512_permutexvar_epi16(lanes(|i| base + 4 + i as u16 / 8), sc16);
+            let s_a = _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h]), sc16);
+            let s_b = _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h + 1]), sc16);
             isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_a, load64(&ys[2 * h])), s_a);
             isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_b, load64(&ys[2 * h + 1])), s_b);
         }
         // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
         let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
         isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(bias)));
-        let d = a.d * b.d.to_f32();
+        let d = a.d * b.d.to_f32_const();
         acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), acc);
     }
     _mm512_reduce_add_ps(acc)
@@ -235,74 +261,94 @@ unsafe fn q6_k<const VNNI: bool>(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
 /// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 16 values per instruction.
 #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
 fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
-    let magic = _mm512_set1_ps(12_582_912.0);
-    let mantissa = _mm512_set1_epi32(0x007f_ffff);
-    let offset = _mm512_set1_epi32(0x0040_0000);
-    let (hi, lo) = (_mm512_set1_epi32(127), _mm512_set1_epi32(-128));
-    let flip = _mm512_set1_epi8(-128);
     let zero = _mm512_setzero_si512();
     let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
     let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
-    let bias = _mm512_set1_epi64(16 * 128);
     for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-        let xs = x.as_chunks::<16>().0;
-        // SAFETY (all loads below): each `&[f32; 16]` covers 64 readable bytes.
-        let load = |v: &[f32; 16]| unsafe { _mm512_loadu_ps(v.as_ptr()) };
-        // The largest magnitude; max_ps returns its second operand when the first is NaN, so
-        // NaNs are skipped as in the scalar `>` comparison.
-        let mut m = [_mm512_setzero_ps(); 4];
-        for (i, v) in xs.iter().enumerate() {
-            m[i % 4] = _mm512_max_ps(_mm512_abs_ps(load(v)), m[i % 4]);
-        }
-        let m = _mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]));
-        let amax = _mm512_reduce_max_ps(m);
-        if amax == 0.0 {
+        let max = signed_absmax(x);
+        if max == 0.0 {
             *y = bytemuck::Zeroable::zeroed();
             continue;
         }
-        // The first value of that magnitude decides the sign.
-        let target = _mm512_set1_ps(amax);
-        let max = xs
-            .iter()
-            .enumerate()
-            .find_map(|(i, v)| {
-                let bits = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_abs_ps(load(v)), target);
-                (bits != 0).then(|| x[16 * i + bits.trailing_zeros() as usize])
-            })
-            .unwrap_or(amax);
         let iscale = -127.0 / max;
         let vscale = _mm512_set1_ps(iscale);
-        // One group of 16 values to 16 bytes, rounded like nearest_int.
-        let group = |v: &[f32; 16]| {
-            let r = _mm512_add_ps(_mm512_mul_ps(load(v), vscale), magic);
-            let i = _mm512_sub_epi32(_mm512_and_si512(_mm512_castps_si512(r), mantissa), offset);
-            _mm512_cvtepi32_epi8(_mm512_max_epi32(_mm512_min_epi32(i, hi), lo))
-        };
         let mut sums = [zero; 4];
-        for (k, (q, v)) in
-            y.qs.as_chunks_mut::<64>()
-                .0
-                .iter_mut()
-                .zip(xs.as_chunks::<4>().0)
-                .enumerate()
-        {
-            let z = _mm512_castsi128_si512(group(&v[0]));
-            let z = _mm512_inserti32x4::<1>(z, group(&v[1]));
-            let z = _mm512_inserti32x4::<2>(z, group(&v[2]));
-            let z = _mm512_inserti32x4::<3>(z, group(&v[3]));
-            // SAFETY: `q` covers 64 writable bytes; storeu needs no alignment.
-            unsafe { _mm512_storeu_si512(q.as_mut_ptr().cast(), z) };
-            // Sums of 8 bytes each, biased by 8·128 to make them unsigned.
-            sums[k] = _mm512_sad_epu8(_mm512_xor_si512(z, flip), zero);
+        let qs = y.qs.as_chunks_mut::<64>().0;
+        for (k, v) in x.as_chunks::<64>().0.iter().enumerate() {
+            let v = v.as_chunks::<16>().0;
+            let z = _mm512_castsi128_si512(round16(&v[0], vscale));
+            let z = _mm512_inserti32x4::<1>(z, round16(&v[1], vscale));
+            let z = _mm512_inserti32x4::<2>(z, round16(&v[2], vscale));
+            let z = _mm512_inserti32x4::<3>(z, round16(&v[3], vscale));
+            // SAFETY: `qs[k]` covers 64 writable bytes; storeu needs no alignment.
+            unsafe { _mm512_storeu_si512(qs[k].as_mut_ptr().cast(), z) };
+            // Sums of 8 bytes each, made unsigned by flipping the sign bits (+128 per byte).
+            sums[k] = _mm512_sad_epu8(_mm512_xor_si512(z, _mm512_set1_epi8(-128)), zero);
         }
+        // Groups of 16 are pairs of adjacent 8-byte sums; remove the 16·128 bias.
         for (half, out) in y.bsums.as_chunks_mut::<8>().0.iter_mut().enumerate() {
             let (s0, s1) = (sums[2 * half], sums[2 * half + 1]);
             let g = _mm512_add_epi64(
                 _mm512_permutex2var_epi64(s0, even, s1),
                 _mm512_permutex2var_epi64(s0, odd, s1),
             );
-            super::store_i16x8(out, _mm512_cvtepi64_epi16(_mm512_sub_epi64(g, bias)));
+            let g = _mm512_sub_epi64(g, _mm512_set1_epi64(16 * 128));
+            super::store_i16x8(out, _mm512_cvtepi64_epi16(g));
         }
         y.d = 1.0 / iscale;
     }
+}
+
+/// 16 floats from an array reference.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn load_f32x16(v: &[f32; 16]) -> __m512 {
+    // SAFETY: `v` covers 64 readable bytes; no alignment needed.
+    unsafe { _mm512_loadu_ps(v.as_ptr()) }
+}
+
+/// The value of largest magnitude (the first one on ties; NaNs never win), or 0 if all are 0.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn signed_absmax(x: &[f32; QK_K]) -> f32 {
+    // max_ps returns its second operand when the first is NaN: NaNs are skipped, as by the
+    // scalar `>` comparison.
+    let mut m = [_mm512_setzero_ps(); 4];
+    for v in x.as_chunks::<64>().0 {
+        for (m, v) in m.iter_mut().zip(v.as_chunks::<16>().0) {
+            *m = _mm512_max_ps(_mm512_abs_ps(load_f32x16(v)), *m);
+        }
+    }
+    let amax = _mm512_reduce_max_ps(_mm512_max_ps(
+        _mm512_max_ps(m[0], m[1]),
+        _mm512_max_ps(m[2], m[3]),
+    ));
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let target = _mm512_set1_ps(amax);
+    for v in x.as_chunks::<16>().0 {
+        let bits = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(_mm512_abs_ps(load_f32x16(v)), target);
+        if bits != 0 {
+            return v[bits.trailing_zeros() as usize];
+        }
+    }
+    amax // not reached: amax is one of the magnitudes
+}
+
+/// `clamp(nearest_int(v·scale), −128, 127)` for 16 values, as 16 bytes: adding 1.5·2^23 leaves
+/// the rounded integer in the low mantissa bits, exactly as the scalar `nearest_int`.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn round16(v: &[f32; 16], scale: __m512) -> __m128i {
+    let r = _mm512_add_ps(
+        _mm512_mul_ps(load_f32x16(v), scale),
+        _mm512_set1_ps(12_582_912.0),
+    );
+    let bits = _mm512_and_si512(_mm512_castps_si512(r), _mm512_set1_epi32(0x007f_ffff));
+    let i = _mm512_sub_epi32(bits, _mm512_set1_epi32(0x0040_0000));
+    _mm512_cvtepi32_epi8(_mm512_max_epi32(
+        _mm512_min_epi32(i, _mm512_set1_epi32(127)),
+        _mm512_set1_epi32(-128),
+    ))
 }

@@ -189,38 +189,26 @@ fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
 /// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 4 values per instruction.
 #[target_feature(enable = "neon")]
 fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
-    let magic = vdupq_n_f32(12_582_912.0);
-    let mantissa = vdupq_n_s32(0x007f_ffff);
-    let offset = vdupq_n_s32(0x0040_0000);
-    let (hi, lo) = (vdupq_n_s32(127), vdupq_n_s32(-128));
     for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-        let xs = x.as_chunks::<4>().0;
-        // SAFETY (all loads below): each `&[f32; 4]` covers 16 readable bytes.
-        let load = |v: &[f32; 4]| unsafe { vld1q_f32(v.as_ptr()) };
-        // maxnm returns the number when the other operand is NaN: NaNs are skipped as in the
-        // scalar `>` comparison.
-        let mut m = vdupq_n_f32(0.0);
-        for v in xs {
-            m = vmaxnmq_f32(m, vabsq_f32(load(v)));
-        }
-        let amax = vmaxnmvq_f32(m);
-        if amax == 0.0 {
+        let max = signed_absmax(x);
+        if max == 0.0 {
             *y = bytemuck::Zeroable::zeroed();
             continue;
         }
-        // The first value of that magnitude decides the sign.
-        let max = x.iter().copied().find(|v| v.abs() == amax).unwrap_or(amax);
         let iscale = -127.0 / max;
-        let round = |v: &[f32; 4]| {
-            // nearest_int: the integer sits in the low mantissa bits after adding 1.5·2^23.
-            let r = vaddq_f32(vmulq_n_f32(load(v), iscale), magic);
-            let i = vsubq_s32(vandq_s32(vreinterpretq_s32_f32(r), mantissa), offset);
-            vmaxq_s32(vminq_s32(i, hi), lo)
-        };
-        let groups = xs.as_chunks::<4>().0;
         let qs = y.qs.as_chunks_mut::<16>().0;
-        for ((q, s), g) in qs.iter_mut().zip(y.bsums.iter_mut()).zip(groups) {
-            let i = g.each_ref().map(&round);
+        for ((q, s), g) in qs
+            .iter_mut()
+            .zip(y.bsums.iter_mut())
+            .zip(x.as_chunks::<16>().0)
+        {
+            let g = g.as_chunks::<4>().0;
+            let i = [
+                round4(&g[0], iscale),
+                round4(&g[1], iscale),
+                round4(&g[2], iscale),
+                round4(&g[3], iscale),
+            ];
             let w0 = vcombine_s16(vmovn_s32(i[0]), vmovn_s32(i[1]));
             let w1 = vcombine_s16(vmovn_s32(i[2]), vmovn_s32(i[3]));
             // SAFETY: `q` covers 16 writable bytes.
@@ -229,4 +217,41 @@ fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
         }
         y.d = 1.0 / iscale;
     }
+}
+
+#[inline]
+#[target_feature(enable = "neon")]
+fn load_f32x4(v: &[f32; 4]) -> float32x4_t {
+    // SAFETY: `v` covers 16 readable bytes.
+    unsafe { vld1q_f32(v.as_ptr()) }
+}
+
+/// The value of largest magnitude (the first one on ties; NaNs never win), or 0 if all are 0.
+#[inline]
+#[target_feature(enable = "neon")]
+fn signed_absmax(x: &[f32; QK_K]) -> f32 {
+    // maxnm returns the number when the other operand is NaN: NaNs are skipped, as by the
+    // scalar `>` comparison.
+    let mut m = vdupq_n_f32(0.0);
+    for v in x.as_chunks::<4>().0 {
+        m = vmaxnmq_f32(m, vabsq_f32(load_f32x4(v)));
+    }
+    let amax = vmaxnmvq_f32(m);
+    for &v in x {
+        if v.abs() == amax {
+            return v;
+        }
+    }
+    0.0 // all zero (or NaN)
+}
+
+/// `clamp(nearest_int(v·scale), −128, 127)` for 4 values: adding 1.5·2^23 leaves the rounded
+/// integer in the low mantissa bits, exactly as the scalar `nearest_int`.
+#[inline]
+#[target_feature(enable = "neon")]
+fn round4(v: &[f32; 4], scale: f32) -> int32x4_t {
+    let r = vaddq_f32(vmulq_n_f32(load_f32x4(v), scale), vdupq_n_f32(12_582_912.0));
+    let bits = vandq_s32(vreinterpretq_s32_f32(r), vdupq_n_s32(0x007f_ffff));
+    let i = vsubq_s32(bits, vdupq_n_s32(0x0040_0000));
+    vmaxq_s32(vminq_s32(i, vdupq_n_s32(127)), vdupq_n_s32(-128))
 }

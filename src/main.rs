@@ -6,11 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "tandem",
-    version,
-    about = "Mixtral-class MoE inference on consumer hardware"
-)]
+#[command(name = "tandem", version, about = "Mixtral-class MoE inference on consumer hardware")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -31,15 +31,8 @@ fn hf_loader_matches_llamacpp_conversion() {
             .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
             .collect();
         let (want, cols) = hf.gguf_tensor(name);
-        assert_eq!(
-            cols as u64,
-            t["ne"][0].as_u64().unwrap(),
-            "{name}: row length"
-        );
-        assert!(
-            gguf == want,
-            "{name}: HF loader disagrees with the llama.cpp conversion"
-        );
+        assert_eq!(cols as u64, t["ne"][0].as_u64().unwrap(), "{name}: row length");
+        assert!(gguf == want, "{name}: HF loader disagrees with the llama.cpp conversion");
         checked += 1;
     }
     assert!(checked > 40, "only {checked} tensors checked");

@@ -15,10 +15,7 @@ pub fn fixtures() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        panic!(
-            "fixtures missing at {} (CI=true: this is a failure, not a skip)",
-            dir.display()
-        );
+        panic!("fixtures missing at {} (CI=true: this is a failure, not a skip)", dir.display());
     }
     eprintln!("SKIPPED: fixtures missing at {}", dir.display());
     None

@@ -35,15 +35,9 @@ impl Isa {
     }
 
     fn from_name(s: &str) -> Option<Isa> {
-        [
-            Isa::Scalar,
-            Isa::Neon,
-            Isa::Avx2,
-            Isa::Avx512,
-            Isa::Avx512Vnni,
-        ]
-        .into_iter()
-        .find(|i| i.name().eq_ignore_ascii_case(s))
+        [Isa::Scalar, Isa::Neon, Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]
+            .into_iter()
+            .find(|i| i.name().eq_ignore_ascii_case(s))
     }
 
     /// The next instruction set to try when a format has no kernel for this one.
@@ -85,11 +79,7 @@ pub fn detected() -> Isa {
     static ISA: OnceLock<Isa> = OnceLock::new();
     *ISA.get_or_init(|| {
         let best = available().into_iter().max().unwrap_or(Isa::Scalar);
-        match std::env::var("TANDEM_ISA")
-            .ok()
-            .as_deref()
-            .map(Isa::from_name)
-        {
+        match std::env::var("TANDEM_ISA").ok().as_deref().map(Isa::from_name) {
             Some(Some(cap)) => {
                 let mut isa = best;
                 while isa > cap {

@@ -47,7 +47,6 @@ pub struct PerplexityArgs {
 struct BaseHeader {
     n_ctx: usize,
     n_vocab: usize,
-    n_chunk: usize,
     tokens: Vec<u32>,
 }
 

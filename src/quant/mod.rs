@@ -9,19 +9,29 @@
 #![allow(non_camel_case_types)] // block names follow ggml: BlockQ4_0, BlockQ8_K, ...
 
 mod float;
+mod kquant_search;
 pub mod q4_0;
 pub mod q4_1;
+mod q4_k;
 pub mod q5_0;
 pub mod q5_1;
+mod q5_k;
+mod q6_k;
 pub mod q8_0;
+mod q8_k;
 pub mod simd;
 mod types;
 
+pub use kquant_search::QK_K;
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
+pub use q4_k::BlockQ4_K;
 pub use q5_0::BlockQ5_0;
 pub use q5_1::BlockQ5_1;
+pub use q5_k::BlockQ5_K;
+pub use q6_k::BlockQ6_K;
 pub use q8_0::BlockQ8_0;
+pub use q8_k::{quantize_q8_k_scalar, BlockQ8_K};
 pub use types::GgmlType;
 
 /// A fixed-size group of values stored as one unit. Plain scalar types are blocks of one value.

@@ -11,6 +11,7 @@
 use super::DotWith;
 use std::sync::OnceLock;
 
+pub mod kquant;
 pub mod legacy;
 
 /// An instruction set with its own kernels, in increasing order of preference per architecture.

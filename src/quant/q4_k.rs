@@ -1,0 +1,120 @@
+//! Q4_K: 4-bit affine K-quant (ggml `block_q4_K`).
+//!
+//! 256 values in 8 sub-blocks of 32. Sub-block j stores `value = d·sc_j·q − dmin·m_j` with
+//! `q` in `0..16` and 6-bit `sc_j`, `m_j`. Quants are packed per 64 values: byte `32c + l` holds
+//! value `64c + l` in its low nibble and value `64c + 32 + l` in its high nibble.
+
+use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, QK_K};
+use super::q8_k::BlockQ8_K;
+use super::{Block, DotWith, GgmlType, Quantize};
+use half::f16;
+
+/// One Q4_K block: 256 values. 144 bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, bytemuck::Pod, bytemuck::Zeroable)]
+pub struct BlockQ4_K {
+    /// Super-scale of the sub-block scales.
+    pub d: f16,
+    /// Super-scale of the sub-block mins.
+    pub dmin: f16,
+    /// 8 scales and 8 mins, 6 bits each (see `kquant_search::pack_scales_mins`).
+    pub scales: [u8; 12],
+    /// 256 4-bit quants.
+    pub qs: [u8; QK_K / 2],
+}
+
+const _: () = assert!(std::mem::size_of::<BlockQ4_K>() == 144);
+
+/// ggml's search parameters for Q4_K (`quantize_row_q4_K_ref`).
+const SEARCH: AffineSearch = AffineSearch {
+    nmax: 15,
+    rmin: -1.0,
+    rdelta: 0.1,
+    nstep: 20,
+};
+
+impl BlockQ4_K {
+    /// All 256 quants (each in `0..16`), in value order.
+    fn quants(&self) -> [u8; QK_K] {
+        let mut q = [0u8; QK_K];
+        let chunks = q.as_chunks_mut::<64>().0;
+        for (bytes, out) in self.qs.as_chunks::<32>().0.iter().zip(chunks) {
+            let (lo, hi) = out.split_at_mut(32);
+            for ((lo, hi), &b) in lo.iter_mut().zip(hi).zip(bytes) {
+                *lo = b & 0xF;
+                *hi = b >> 4;
+            }
+        }
+        q
+    }
+}
+
+impl Block for BlockQ4_K {
+    const TYPE: GgmlType = GgmlType::Q4_K;
+    const VALUES: usize = QK_K;
+}
+
+impl Quantize for BlockQ4_K {
+    /// ggml's `quantize_row_q4_K_ref` (no importance matrix).
+    fn quantize(src: &[f32], out: &mut [Self]) {
+        assert_eq!(src.len(), out.len() * QK_K, "Q4_K quantize: input length");
+        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
+            let b = quantize_affine(x, SEARCH);
+            y.d = b.d;
+            y.dmin = b.dmin;
+            y.scales = b.scales;
+            for (c, q) in y.qs.chunks_exact_mut(32).enumerate() {
+                for (l, byte) in q.iter_mut().enumerate() {
+                    *byte = b.l[64 * c + l] | (b.l[64 * c + 32 + l] << 4);
+                }
+            }
+        }
+    }
+
+    fn dequantize(blocks: &[Self], out: &mut [f32]) {
+        assert_eq!(
+            out.len(),
+            blocks.len() * QK_K,
+            "Q4_K dequantize: output length"
+        );
+        for (b, y) in blocks.iter().zip(out.chunks_exact_mut(QK_K)) {
+            let (sc, mn) = unpack_scales_mins(&b.scales);
+            let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
+            let q = b.quants();
+            for (j, (ys, qs)) in y.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
+                let dj = d * sc[j] as f32;
+                let mj = dmin * mn[j] as f32;
+                for (v, &q) in ys.iter_mut().zip(qs) {
+                    *v = dj * q as f32 - mj;
+                }
+            }
+        }
+    }
+}
+
+impl DotWith for BlockQ4_K {
+    type Act = BlockQ8_K;
+
+    /// Per block, in exact integers: `Σ_j sc_j·Σ q·y` and `Σ_j m_j·Σ y` (the latter from the
+    /// activation's `bsums`); then `d·dy·first − dmin·dy·second`, summed over blocks in f32.
+    fn dot_scalar(w: &[Self], x: &[BlockQ8_K]) -> f32 {
+        assert_eq!(w.len(), x.len(), "Q4_K dot: rows differ in length");
+        let mut sum = 0.0f32;
+        for (b, a) in w.iter().zip(x) {
+            let (sc, mn) = unpack_scales_mins(&b.scales);
+            let q = b.quants();
+            let mut qdot = 0i32;
+            for ((&s, qs), ys) in sc.iter().zip(q.chunks_exact(32)).zip(a.qs.chunks_exact(32)) {
+                let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
+                qdot += s as i32 * dot;
+            }
+            let mdot: i32 = (0..8)
+                .map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32))
+                .sum();
+            let d = a.d * b.d.to_f32();
+            let dmin = a.d * b.dmin.to_f32();
+            sum += d * qdot as f32 - dmin * mdot as f32;
+        }
+        sum
+    }
+}

@@ -1,0 +1,292 @@
+//! AVX2 + FMA kernels for the K-quants.
+//!
+//! Dots: per block, `_mm256_maddubs_epi16` multiplies 32 unsigned weight quants with 32 signed
+//! activation quants into 16 pair sums (never saturating: at most 2·63·128), `_mm256_madd_epi16`
+//! applies the sub-block scales, and the block's exact i32 sums are scaled into 8 f32 lanes.
+
+use super::{hsum256, load_i16x16, load_i8x32, load_u8x32, require};
+use crate::quant::kquant_search::unpack_scales_mins;
+use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
+use std::arch::x86_64::*;
+
+const FEATURES: &[&str] = &["avx2", "fma"];
+
+pub(super) fn dot_q4_k(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
+    assert_eq!(w.len(), x.len(), "Q4_K dot: rows differ in length");
+    require(FEATURES);
+    // SAFETY: `require` checked that this CPU has AVX2 and FMA.
+    unsafe { q4_k(w, x) }
+}
+
+pub(super) fn dot_q5_k(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
+    assert_eq!(w.len(), x.len(), "Q5_K dot: rows differ in length");
+    require(FEATURES);
+    // SAFETY: as above.
+    unsafe { q5_k(w, x) }
+}
+
+pub(super) fn dot_q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
+    assert_eq!(w.len(), x.len(), "Q6_K dot: rows differ in length");
+    require(FEATURES);
+    // SAFETY: as above.
+    unsafe { q6_k(w, x) }
+}
+
+pub(super) fn quantize_q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
+    assert_eq!(src.len(), out.len() * QK_K, "Q8_K quantize: input length");
+    require(FEATURES);
+    // SAFETY: as above.
+    unsafe { q8_k(src, out) }
+}
+
+/// `v` with every 16-bit lane set to lane `j` (in `0..8`) of the 128-bit half it sits in.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn broadcast_i16(v: __m256i, j: i16) -> __m256i {
+    let pick = ((2 * j + 1) << 8) | (2 * j); // byte indices of lane j, little-endian
+    _mm256_shuffle_epi8(v, _mm256_set1_epi16(pick))
+}
+
+/// The 8 sub-block scales of Q4_K / Q5_K as i16, in both 128-bit halves (for [`broadcast_i16`]).
+#[inline]
+#[target_feature(enable = "avx2")]
+fn scales_i16(sc: [u8; 8]) -> __m256i {
+    _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))))
+}
+
+/// `Σ_j mn_j·(bsums[2j] + bsums[2j+1])` in 8 i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn mins_dot(mn: [u8; 8], bsums: &[i16; 16]) -> __m256i {
+    let m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
+    // Each min twice, as the two i16 halves of its i32 lane, pairs with its two bsums.
+    let m16 = _mm256_or_si256(m32, _mm256_slli_epi32::<16>(m32));
+    _mm256_madd_epi16(load_i16x16(bsums), m16)
+}
+
+/// Q4_K and Q5_K share everything but how the quants are unpacked: `quants(c)` gives the
+/// low-nibble (sub-block 2c) and high-nibble (sub-block 2c+1) quants of 64-value chunk `c`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn affine_block(
+    scales: &[u8; 12],
+    d: f32,
+    dmin: f32,
+    a: &BlockQ8_K,
+    mut quants: impl FnMut(usize) -> (__m256i, __m256i),
+    acc: __m256,
+) -> __m256 {
+    let (sc, mn) = unpack_scales_mins(scales);
+    let sc16 = scales_i16(sc);
+    let ys = a.qs.as_chunks::<32>().0;
+    let mut isum = _mm256_setzero_si256();
+    for c in 0..4 {
+        let (lo, hi) = quants(c);
+        let plo = _mm256_maddubs_epi16(lo, load_i8x32(&ys[2 * c]));
+        let phi = _mm256_maddubs_epi16(hi, load_i8x32(&ys[2 * c + 1]));
+        let plo = _mm256_madd_epi16(plo, broadcast_i16(sc16, 2 * c as i16));
+        let phi = _mm256_madd_epi16(phi, broadcast_i16(sc16, 2 * c as i16 + 1));
+        isum = _mm256_add_epi32(isum, _mm256_add_epi32(plo, phi));
+    }
+    let msum = mins_dot(mn, &a.bsums);
+    let acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn q4_k(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
+    let low4 = _mm256_set1_epi8(0x0F);
+    let mut acc = _mm256_setzero_ps();
+    for (b, a) in w.iter().zip(x) {
+        let qs = b.qs.as_chunks::<32>().0;
+        let quants = |c: usize| {
+            let q = load_u8x32(&qs[c]);
+            (
+                _mm256_and_si256(q, low4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4),
+            )
+        };
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
+        acc = affine_block(&b.scales, d, dmin, a, quants, acc);
+    }
+    hsum256(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn q5_k(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
+    let low4 = _mm256_set1_epi8(0x0F);
+    let bit0 = _mm256_set1_epi8(1);
+    let bit1 = _mm256_set1_epi8(2);
+    let mut acc = _mm256_setzero_ps();
+    for (b, a) in w.iter().zip(x) {
+        let qs = b.qs.as_chunks::<32>().0;
+        // Chunk c needs bits 2c and 2c+1 of qh; shifting 16-bit lanes by 2 per chunk moves them
+        // to bits 0 and 1 of each byte (what spills in from the neighbour byte lands above).
+        let mut qh = load_u8x32(&b.qh);
+        let quants = |c: usize| {
+            let q = load_u8x32(&qs[c]);
+            let lo = _mm256_and_si256(q, low4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+            let lo = _mm256_or_si256(lo, _mm256_slli_epi16::<4>(_mm256_and_si256(qh, bit0)));
+            let hi = _mm256_or_si256(hi, _mm256_slli_epi16::<3>(_mm256_and_si256(qh, bit1)));
+            qh = _mm256_srli_epi16::<2>(qh);
+            (lo, hi)
+        };
+        let d = a.d * b.d.to_f32_const();
+        let dmin = a.d * b.dmin.to_f32_const();
+        acc = affine_block(&b.scales, d, dmin, a, quants, acc);
+    }
+    hsum256(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
+    let low4 = _mm256_set1_epi8(0x0F);
+    let top2 = _mm256_set1_epi8(0x30);
+    let mut acc = _mm256_setzero_ps();
+    for (b, a) in w.iter().zip(x) {
+        let ql = b.ql.as_chunks::<32>().0;
+        let qh = b.qh.as_chunks::<32>().0;
+        let ys = a.qs.as_chunks::<32>().0;
+        let sc8 = b.scales.as_chunks::<8>().0;
+        let mut isum = _mm256_setzero_si256();
+        for h in 0..2 {
+            let l0 = load_u8x32(&ql[2 * h]);
+            let l1 = load_u8x32(&ql[2 * h + 1]);
+            let hb = load_u8x32(&qh[h]);
+            // Values 128h + 32k + (0..32), k = 0..4: low 4 bits from l0/l1, top 2 from bits 2k
+            // of hb moved to bits 4–5 (16-bit shifts; the masks drop what crosses bytes).
+            let q = [
+                _mm256_or_si256(
+                    _mm256_and_si256(l0, low4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(hb), top2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(l1, low4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(hb), top2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l0), low4),
+                    _mm256_and_si256(hb, top2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), low4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(hb), top2),
+                ),
+            ];
+            // Scales 8h..8h+8 as i16 in both halves; 32 values span sub-blocks 2k and 2k+1.
+            let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(
+                i64::from_le_bytes(sc8[h].map(|s| s as u8)),
+            )));
+            for (k, &qk) in q.iter().enumerate() {
+                let p = _mm256_maddubs_epi16(qk, load_i8x32(&ys[4 * h + k]));
+                let lo = 4 * k as i16; // byte index of scale 2k in the half
+                let pick = _mm256_set_m128i(
+                    _mm_set1_epi16(((lo + 3) << 8) | (lo + 2)),
+                    _mm_set1_epi16(((lo + 1) << 8) | lo),
+                );
+                let s = _mm256_shuffle_epi8(sc16, pick);
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+            }
+        }
+        // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
+        let sc_all = _mm256_cvtepi8_epi16(_mm_set_epi64x(
+            i64::from_le_bytes(sc8[1].map(|s| s as u8)),
+            i64::from_le_bytes(sc8[0].map(|s| s as u8)),
+        ));
+        let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
+        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(bias));
+        let d = a.d * b.d.to_f32_const();
+        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+    }
+    hsum256(acc)
+}
+
+/// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 8 values per instruction.
+#[target_feature(enable = "avx2,fma")]
+fn q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
+    for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
+        let max = signed_absmax(x);
+        if max == 0.0 {
+            *y = bytemuck::Zeroable::zeroed();
+            continue;
+        }
+        let iscale = -127.0 / max;
+        let vscale = _mm256_set1_ps(iscale);
+        let ones8 = _mm256_set1_epi8(1);
+        let ones16 = _mm256_set1_epi16(1);
+        // After the two in-lane packs, 32-bit lane i holds values 4·order[i]..: restore order.
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        let mut sums = [_mm256_setzero_si256(); 8];
+        let qs = y.qs.as_chunks_mut::<32>().0;
+        for (k, v) in x.as_chunks::<32>().0.iter().enumerate() {
+            let v = v.as_chunks::<8>().0;
+            let p01 = _mm256_packs_epi32(round8(&v[0], vscale), round8(&v[1], vscale));
+            let p23 = _mm256_packs_epi32(round8(&v[2], vscale), round8(&v[3], vscale));
+            let bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), order);
+            super::store_i8x32(&mut qs[k], bytes);
+            // Four 4-value sums per group of 16: the low half is group 2k, the high half 2k+1.
+            sums[k] = _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, bytes), ones16);
+        }
+        // Two rounds of pairwise adds leave groups [0 2 4 6 | 1 3 5 7] and [8 .. 14 | 9 .. 15].
+        let h01 = _mm256_hadd_epi32(sums[0], sums[1]);
+        let h23 = _mm256_hadd_epi32(sums[2], sums[3]);
+        let h45 = _mm256_hadd_epi32(sums[4], sums[5]);
+        let h67 = _mm256_hadd_epi32(sums[6], sums[7]);
+        let g = _mm256_packs_epi32(_mm256_hadd_epi32(h01, h23), _mm256_hadd_epi32(h45, h67));
+        let (even, odd) = (_mm256_castsi256_si128(g), _mm256_extracti128_si256::<1>(g));
+        let bs = y.bsums.as_chunks_mut::<8>().0;
+        super::store_i16x8(&mut bs[0], _mm_unpacklo_epi16(even, odd));
+        super::store_i16x8(&mut bs[1], _mm_unpackhi_epi16(even, odd));
+        y.d = 1.0 / iscale;
+    }
+}
+
+/// The value of largest magnitude (the first one on ties; NaNs never win), or 0 if all are 0.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn signed_absmax(x: &[f32; QK_K]) -> f32 {
+    let sign = _mm256_set1_ps(-0.0);
+    // max_ps returns its second operand when the first is NaN: NaNs are skipped, as by the
+    // scalar `>` comparison.
+    let mut m = [_mm256_setzero_ps(); 4];
+    for v in x.as_chunks::<32>().0 {
+        for (m, v) in m.iter_mut().zip(v.as_chunks::<8>().0) {
+            *m = _mm256_max_ps(_mm256_andnot_ps(sign, super::load_f32x8(v)), *m);
+        }
+    }
+    let amax = super::hmax256(_mm256_max_ps(
+        _mm256_max_ps(m[0], m[1]),
+        _mm256_max_ps(m[2], m[3]),
+    ));
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let target = _mm256_set1_ps(amax);
+    for v in x.as_chunks::<8>().0 {
+        let hit = _mm256_cmp_ps::<_CMP_EQ_OQ>(_mm256_andnot_ps(sign, super::load_f32x8(v)), target);
+        let bits = _mm256_movemask_ps(hit);
+        if bits != 0 {
+            return v[bits.trailing_zeros() as usize];
+        }
+    }
+    amax // not reached: amax is one of the magnitudes
+}
+
+/// `clamp(nearest_int(v·scale), −128, 127)` for 8 values: adding 1.5·2^23 leaves the rounded
+/// integer in the low mantissa bits, exactly as the scalar `nearest_int`.
+#[inline]
+#[target_feature(enable = "avx2")]
+fn round8(v: &[f32; 8], scale: __m256) -> __m256i {
+    let r = _mm256_add_ps(
+        _mm256_mul_ps(super::load_f32x8(v), scale),
+        _mm256_set1_ps(12_582_912.0),
+    );
+    let bits = _mm256_and_si256(_mm256_castps_si256(r), _mm256_set1_epi32(0x007f_ffff));
+    let i = _mm256_sub_epi32(bits, _mm256_set1_epi32(0x0040_0000));
+    _mm256_max_epi32(
+        _mm256_min_epi32(i, _mm256_set1_epi32(127)),
+        _mm256_set1_epi32(-128),
+    )
+}

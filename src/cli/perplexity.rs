@@ -255,7 +255,6 @@ fn read_header(r: &mut impl Read, p: &Path) -> Result<BaseHeader> {
     Ok(BaseHeader {
         n_ctx,
         n_vocab,
-        n_chunk,
         tokens,
     })
 }

@@ -29,5 +29,6 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
     fixtures().map(|d| d.join(rel))
 }
 
+pub mod convert;
 pub mod hf;
 pub mod model;

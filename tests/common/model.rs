@@ -117,3 +117,16 @@ pub fn check_routing(got: &Routing, reference: &serde_json::Value, min_gap: f64)
     }
     (checked, skipped)
 }
+
+/// How many (layer, token) expert choices equal a reference's `routing`, out of how many.
+pub fn routing_agreement(got: &Routing, reference: &serde_json::Value) -> (usize, usize) {
+    let (mut same, mut total) = (0, 0);
+    for entry in reference.as_array().unwrap() {
+        let layer = entry["layer"].as_u64().unwrap() as usize;
+        for (t, want) in entry["experts"].as_array().unwrap().iter().enumerate() {
+            total += 1;
+            same += usize::from(got[layer][t].experts == ids(want));
+        }
+    }
+    (same, total)
+}

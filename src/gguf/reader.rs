@@ -129,7 +129,7 @@ impl GgufHeader {
                 .data_offset
                 .checked_add(t.offset)
                 .and_then(|s| s.checked_add(t.nbytes));
-            if !end.is_some_and(|e| e <= self.file_size) {
+            if end.is_none_or(|e| e > self.file_size) {
                 return Err(GgufError::invalid(
                     field(),
                     offset_field_pos(t),

@@ -22,7 +22,7 @@ impl KvCache {
         n_kv_head: usize,
         head_dim: usize,
     ) -> Result<Self, String> {
-        if ty == KvType::Q8_0 && head_dim % 32 != 0 {
+        if ty == KvType::Q8_0 && !head_dim.is_multiple_of(32) {
             return Err(format!(
                 "--kv-type q8_0 needs a head size that is a multiple of 32; this model's is {head_dim}"
             ));

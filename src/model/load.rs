@@ -94,13 +94,13 @@ impl ModelConfig {
 
     fn validate(&self) -> Result<(), LoadError> {
         let bad = |s: String| Err(LoadError::Config(s));
-        if self.n_kv_head == 0 || self.n_head % self.n_kv_head != 0 {
+        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
             return bad(format!(
                 "head_count {} is not a multiple of head_count_kv {}",
                 self.n_head, self.n_kv_head
             ));
         }
-        if self.n_rot > self.head_dim || self.n_rot % 2 != 0 {
+        if self.n_rot > self.head_dim || !self.n_rot.is_multiple_of(2) {
             return bad(format!(
                 "rope.dimension_count {} with head size {}",
                 self.n_rot, self.head_dim

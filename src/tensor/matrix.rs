@@ -47,7 +47,7 @@ impl<'a> QMatrix<'a> {
             return Err(MatrixError::Unsupported(ty));
         }
         let block = ty.block_values();
-        if cols % block != 0 {
+        if !cols.is_multiple_of(block) {
             return Err(MatrixError::RowNotBlocks { ty, cols, block });
         }
         let want = (rows as u64)

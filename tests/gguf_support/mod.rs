@@ -158,7 +158,7 @@ impl Raw {
 
     /// Zero bytes up to a multiple of `alignment`.
     pub fn pad(&mut self, alignment: usize) -> &mut Self {
-        while self.bytes.len() % alignment != 0 {
+        while !self.bytes.len().is_multiple_of(alignment) {
             self.bytes.push(0);
         }
         self

@@ -91,7 +91,8 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn open(path: &Path) -> Result<Loaded> {
-        let file = GgufFile::open(path)?;
+        let file =
+            GgufFile::open(path).with_context(|| format!("cannot read {}", path.display()))?;
         let config =
             ModelConfig::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
         let tokenizer =

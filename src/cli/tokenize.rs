@@ -26,7 +26,8 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(args: TokenizeArgs) -> Result<()> {
-    let file = GgufFile::open(&args.model)?;
+    let file = GgufFile::open(&args.model)
+        .with_context(|| format!("cannot read {}", args.model.display()))?;
     let tok = Tokenizer::from_gguf(&file).with_context(|| args.model.display().to_string())?;
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),

@@ -175,7 +175,9 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
             );
             println!(
                 "median KLD: {:.6}  99%: {:.6}  max: {:.6}",
-                k["median_kld"], k["p99_kld"], k["max_kld"]
+                k["median_kld"].as_f64().unwrap_or(f64::NAN),
+                k["p99_kld"].as_f64().unwrap_or(f64::NAN),
+                k["max_kld"].as_f64().unwrap_or(f64::NAN)
             );
             println!(
                 "same top token: {:.3} %",

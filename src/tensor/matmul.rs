@@ -6,7 +6,7 @@
 //! all activation rows, so a batch reads the weights once.
 
 use super::matrix::{MatrixError, QMatrix};
-use crate::quant::simd::{self, DotFn, Isa, SimdDot};
+use crate::quant::simd::{self, DotFn, Isa, SimdDot, SimdQuantize};
 use crate::quant::{Block, DotWith, Quantize};
 use rayon::prelude::*;
 
@@ -45,16 +45,20 @@ fn matmul_typed<W: SimdDot>(
     n: usize,
     y: &mut [f32],
     isa: Isa,
-) -> Result<(), MatrixError> {
+) -> Result<(), MatrixError>
+where
+    W::Act: SimdQuantize,
+{
     let blocks: &[W] = w.blocks()?; // [rows, cols / W::VALUES]
     let w_per_row = w.cols / W::VALUES;
     let x_per_row = w.cols / <W::Act as Block>::VALUES;
 
     // [n, cols / Act::VALUES]
     let mut xq = vec![<W::Act as bytemuck::Zeroable>::zeroed(); n * x_per_row];
+    let quantize = <W::Act as SimdQuantize>::quantizer(isa);
     xq.par_chunks_mut(x_per_row)
         .zip(x.par_chunks(w.cols))
-        .for_each(|(q, row)| <W::Act as Quantize>::quantize(row, q));
+        .for_each(|(q, row)| quantize(row, q));
 
     let dot = simd::dot_fn::<W>(isa);
     if n == 1 {

@@ -8,7 +8,9 @@
 //! reproducing a bug on a lesser machine); it can lower the choice, never raise it above what
 //! the CPU has.
 
-use super::DotWith;
+use super::q8_0::BlockQ8_0;
+use super::q8_k::BlockQ8_K;
+use super::{DotWith, Quantize};
 use std::sync::OnceLock;
 
 pub mod kquant;
@@ -117,6 +119,33 @@ pub trait SimdDot: DotWith {
     /// Callers must only ask for an `isa` listed by [`available`]: the returned function calls
     /// `#[target_feature]` code without checking again.
     fn kernel(isa: Isa) -> Option<DotFn<Self>>;
+}
+
+/// An activation format with a fast row quantizer (activations are quantized once per matmul
+/// row, so on small batches this is a visible share of the time).
+pub trait SimdQuantize: Quantize {
+    /// The row quantizer for `isa` (which must be in [`available`]). Every one writes exactly
+    /// the bytes of [`Quantize::quantize`], which stays the reference.
+    fn quantizer(isa: Isa) -> fn(&[f32], &mut [Self]);
+}
+
+impl SimdQuantize for BlockQ8_0 {
+    fn quantizer(isa: Isa) -> fn(&[f32], &mut [Self]) {
+        legacy::quantize_q8_0_fn(isa)
+    }
+}
+
+impl SimdQuantize for BlockQ8_K {
+    fn quantizer(isa: Isa) -> fn(&[f32], &mut [Self]) {
+        kquant::q8_k_quantizer(isa)
+    }
+}
+
+/// Float weights take f32 activations as they are: the "quantizer" is a copy.
+impl SimdQuantize for f32 {
+    fn quantizer(_: Isa) -> fn(&[f32], &mut [Self]) {
+        <f32 as Quantize>::quantize
+    }
 }
 
 /// The fastest kernel for `W` on `isa` (which must be [`available`]), falling back to lesser

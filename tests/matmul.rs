@@ -1,0 +1,126 @@
+//! The quantized matmul (`Y = X · Wᵀ`) on every weight type and instruction set against the
+//! scalar reference (dequantized weights, f32 activations, f64 sums), for a single vector and a
+//! batch, with row counts that leave a partial rayon task.
+//!
+//! Tolerance, per output element: the reference uses the exact activations, the kernels use
+//! activations quantized to the paired format, whose codes are off by at most half a step,
+//! `amax(block)/254` (Q8_0 and Q8_K both use 127 levels either side), plus the rounding of the
+//! stored f16 scale (Q8_0), ≤ 2^-11 relative to each value. So
+//! `|y − y_ref| ≤ Σ_i |w_i| · (amax(block(i))/254 + |x_i|·2^-11) + 1e-5·Σ_i |w_i x_i|`,
+//! the last term covering f32 summation (≤ 14336 terms in ≤ 16 lanes). A wrong row, block or
+//! scale is off by far more than this.
+
+use tandem::quant::simd::{available, Isa};
+use tandem::quant::{GgmlType, Quantize};
+use tandem::tensor::matmul::{dequantize, matmul_reference, matmul_with};
+use tandem::tensor::QMatrix;
+
+struct Rng(u64);
+
+impl Rng {
+    fn normal(&mut self) -> f32 {
+        // Sum of four uniforms, centred: close enough to normal for test data, and deterministic.
+        let mut s = 0.0;
+        for _ in 0..4 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            s += (self.0 >> 40) as f32 / (1u64 << 24) as f32;
+        }
+        (s - 2.0) * 1.7
+    }
+}
+
+fn quantize(ty: GgmlType, values: &[f32]) -> Vec<u8> {
+    tandem::dispatch_weight_type!(ty, W => {
+        let mut blocks = vec![<W as bytemuck::Zeroable>::zeroed(); values.len() / <W as tandem::quant::Block>::VALUES];
+        <W as Quantize>::quantize(values, &mut blocks);
+        bytemuck::cast_slice(&blocks).to_vec()
+    }, else t => panic!("no quantizer for {t}"))
+}
+
+/// The activation format's block size, or `None` for f32 activations.
+fn act_block(ty: GgmlType) -> Option<usize> {
+    match ty {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => None,
+        GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => Some(256),
+        _ => Some(32),
+    }
+}
+
+const TYPES: [GgmlType; 11] = [
+    GgmlType::F32,
+    GgmlType::F16,
+    GgmlType::BF16,
+    GgmlType::Q8_0,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4_K,
+    GgmlType::Q5_K,
+    GgmlType::Q6_K,
+];
+
+fn check(ty: GgmlType, rows: usize, cols: usize, n: usize, isa: Isa, rng: &mut Rng) {
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect(); // [rows, cols]
+    let x: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect(); // [n, cols]
+    let bytes = quantize(ty, &w);
+    let m = QMatrix::new(ty, rows, cols, &bytes).unwrap();
+    let wq = dequantize(&m).unwrap(); // [rows, cols]
+    let want = matmul_reference(&m, &x, n).unwrap(); // [n, rows]
+    let mut got = vec![f32::NAN; n * rows];
+    matmul_with(&m, &x, n, &mut got, isa).unwrap();
+    for t in 0..n {
+        let xr = &x[t * cols..(t + 1) * cols];
+        // Per-value activation error bound.
+        let err: Vec<f64> = match act_block(ty) {
+            None => vec![0.0; cols],
+            Some(b) => xr
+                .chunks(b)
+                .flat_map(|blk| {
+                    let amax = blk.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
+                    blk.iter()
+                        .map(move |v| amax / 254.0 + v.abs() as f64 / 2048.0)
+                })
+                .collect(),
+        };
+        for r in 0..rows {
+            let wr = &wq[r * cols..(r + 1) * cols];
+            let bound: f64 = wr
+                .iter()
+                .zip(&err)
+                .zip(xr)
+                .map(|((&a, &e), &v)| a.abs() as f64 * e + 1e-5 * (a * v).abs() as f64)
+                .sum();
+            let (g, h) = (got[t * rows + r] as f64, want[t * rows + r] as f64);
+            assert!(
+                (g - h).abs() <= bound,
+                "{ty} {isa:?} [{rows}x{cols}] n={n} t={t} r={r}: {g} vs {h} (bound {bound:.3e})"
+            );
+        }
+    }
+}
+
+#[test]
+fn matmul_matches_reference_on_every_type_and_isa() {
+    let mut rng = Rng(7);
+    for isa in available() {
+        for ty in TYPES {
+            // 37 rows: two full 16-row tasks and a partial one. 512 columns: two K blocks.
+            check(ty, 37, 512, 1, isa, &mut rng);
+            check(ty, 37, 512, 5, isa, &mut rng);
+        }
+    }
+}
+
+/// Mixtral's real widths: the FFN's 14336 columns (56 K blocks, 448 Q8_0 blocks).
+#[test]
+fn matmul_at_mixtral_width() {
+    let mut rng = Rng(11);
+    let isa = tandem::quant::simd::detected();
+    for ty in [GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16] {
+        check(ty, 18, 14336, 3, isa, &mut rng);
+    }
+}

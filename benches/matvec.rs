@@ -96,14 +96,14 @@ fn main() {
 /// Median seconds per matvec, cycling through `mats` so no call finds its weights in cache.
 fn time_per_call(mats: &[QMatrix], x: &[f32], y: &mut [f32], isa: Isa) -> f64 {
     for m in mats {
-        matmul::matmul_with(m, x, 1, y, isa).expect("matvec");
+        matmul::matmul_with(m, x, 1, y, isa, matmul::Activations::Q8).expect("matvec");
     }
     let mut samples = Vec::new();
     let start = Instant::now();
     while start.elapsed() < MIN_TIME || samples.len() < 10 {
         for m in mats {
             let t = Instant::now();
-            matmul::matmul_with(m, x, 1, y, isa).expect("matvec");
+            matmul::matmul_with(m, x, 1, y, isa, matmul::Activations::Q8).expect("matvec");
             samples.push(t.elapsed().as_secs_f64());
         }
     }

@@ -9,10 +9,14 @@
 //! `|y − y_ref| ≤ Σ_i |w_i| · (amax(block(i))/254 + |x_i|·2^-11) + 1e-5·Σ_i |w_i x_i|`,
 //! the last term covering f32 summation (≤ 14336 terms in ≤ 16 lanes). A wrong row, block or
 //! scale is off by far more than this.
+//!
+//! With `Activations::Q16` the second pass quantizes the residual `r` (|r| ≤ amax·(1/254 +
+//! 2^-11) = amax·0.00443), scaled by 256 and back, so what is left is ≤ amax(r)/254 + |r|·2^-11
+//! ≤ amax·2e-5 per value.
 
 use tandem::quant::simd::{available, Isa};
 use tandem::quant::{GgmlType, Quantize};
-use tandem::tensor::matmul::{dequantize, matmul_reference, matmul_with};
+use tandem::tensor::matmul::{dequantize, matmul_reference, matmul_with, Activations};
 use tandem::tensor::QMatrix;
 
 struct Rng(u64);
@@ -63,7 +67,15 @@ const TYPES: [GgmlType; 11] = [
     GgmlType::Q6_K,
 ];
 
-fn check(ty: GgmlType, rows: usize, cols: usize, n: usize, isa: Isa, rng: &mut Rng) {
+fn check(
+    ty: GgmlType,
+    rows: usize,
+    cols: usize,
+    n: usize,
+    isa: Isa,
+    acts: Activations,
+    rng: &mut Rng,
+) {
     let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect(); // [rows, cols]
     let x: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect(); // [n, cols]
     let bytes = quantize(ty, &w);
@@ -71,7 +83,7 @@ fn check(ty: GgmlType, rows: usize, cols: usize, n: usize, isa: Isa, rng: &mut R
     let wq = dequantize(&m).unwrap(); // [rows, cols]
     let want = matmul_reference(&m, &x, n).unwrap(); // [n, rows]
     let mut got = vec![f32::NAN; n * rows];
-    matmul_with(&m, &x, n, &mut got, isa).unwrap();
+    matmul_with(&m, &x, n, &mut got, isa, acts).unwrap();
     for t in 0..n {
         let xr = &x[t * cols..(t + 1) * cols];
         // Per-value activation error bound.
@@ -81,8 +93,10 @@ fn check(ty: GgmlType, rows: usize, cols: usize, n: usize, isa: Isa, rng: &mut R
                 .chunks(b)
                 .flat_map(|blk| {
                     let amax = blk.iter().fold(0.0f32, |a, v| a.max(v.abs())) as f64;
-                    blk.iter()
-                        .map(move |v| amax / 254.0 + v.abs() as f64 / 2048.0)
+                    blk.iter().map(move |v| match acts {
+                        Activations::Q8 => amax / 254.0 + v.abs() as f64 / 2048.0,
+                        Activations::Q16 => amax * 2e-5,
+                    })
                 })
                 .collect(),
         };
@@ -97,7 +111,7 @@ fn check(ty: GgmlType, rows: usize, cols: usize, n: usize, isa: Isa, rng: &mut R
             let (g, h) = (got[t * rows + r] as f64, want[t * rows + r] as f64);
             assert!(
                 (g - h).abs() <= bound,
-                "{ty} {isa:?} [{rows}x{cols}] n={n} t={t} r={r}: {g} vs {h} (bound {bound:.3e})"
+                "{ty} {isa:?} {acts:?} [{rows}x{cols}] n={n} t={t} r={r}: {g} vs {h} (bound {bound:.3e})"
             );
         }
     }
@@ -108,10 +122,41 @@ fn matmul_matches_reference_on_every_type_and_isa() {
     let mut rng = Rng(7);
     for isa in available() {
         for ty in TYPES {
-            // 37 rows: two full 16-row tasks and a partial one. 512 columns: two K blocks.
-            check(ty, 37, 512, 1, isa, &mut rng);
-            check(ty, 37, 512, 5, isa, &mut rng);
+            for acts in [Activations::Q8, Activations::Q16] {
+                // 37 rows: two full 16-row tasks and a partial one. 512 columns: two K blocks.
+                check(ty, 37, 512, 1, isa, acts, &mut rng);
+                check(ty, 37, 512, 5, isa, acts, &mut rng);
+            }
         }
+    }
+}
+
+/// Small activations (the FFN's SwiGLU output can be ~1e-3): the second pass must keep its
+/// precision even though Q8_0 stores scales in f16.
+#[test]
+fn q16_keeps_precision_on_small_activations() {
+    let mut rng = Rng(5);
+    let (rows, cols) = (16, 256);
+    let w: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
+    let x: Vec<f32> = (0..cols).map(|_| rng.normal() * 1e-3).collect();
+    for ty in [GgmlType::Q4_0, GgmlType::Q8_0] {
+        let bytes = quantize(ty, &w);
+        let m = QMatrix::new(ty, rows, cols, &bytes).unwrap();
+        let want = matmul_reference(&m, &x, 1).unwrap();
+        let err = |acts| {
+            let mut got = vec![0.0f32; rows];
+            matmul_with(&m, &x, 1, &mut got, tandem::quant::simd::detected(), acts).unwrap();
+            got.iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() as f64)
+                .fold(0.0, f64::max)
+        };
+        let (e8, e16) = (err(Activations::Q8), err(Activations::Q16));
+        // The second pass removes at least 97% of the 8-bit error (ideally ~99.5%).
+        assert!(
+            e16 < e8 * 0.03,
+            "{ty}: q8 error {e8:.3e}, q16 error {e16:.3e}"
+        );
     }
 }
 
@@ -120,7 +165,13 @@ fn matmul_matches_reference_on_every_type_and_isa() {
 fn matmul_at_mixtral_width() {
     let mut rng = Rng(11);
     let isa = tandem::quant::simd::detected();
-    for ty in [GgmlType::Q4_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::F16] {
-        check(ty, 18, 14336, 3, isa, &mut rng);
+    for ty in [
+        GgmlType::Q4_0,
+        GgmlType::Q4_K,
+        GgmlType::Q6_K,
+        GgmlType::F16,
+    ] {
+        check(ty, 18, 14336, 3, isa, Activations::Q8, &mut rng);
+        check(ty, 18, 14336, 3, isa, Activations::Q16, &mut rng);
     }
 }

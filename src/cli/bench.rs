@@ -30,7 +30,7 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = init_threads(args.model.threads)?;
     let loaded = Loaded::open(&args.model.model)?;
-    let model = loaded.model(args.json)?;
+    let model = loaded.model(&args.model, args.json)?;
     let c = &loaded.config;
     let n_ctx = args.n_prompt + args.n_gen + 1;
     let bytes_per_token = model.weights.bytes_per_token(c.n_expert_used);

@@ -9,6 +9,7 @@ use tandem::model::weights::Weights;
 use tandem::model::{Model, ModelConfig};
 use tandem::sample::SamplerConfig;
 use tandem::tensor::kv::KvType;
+use tandem::tensor::matmul::Activations;
 use tandem::tokenizer::Tokenizer;
 
 #[derive(Args, Clone, Debug)]
@@ -25,6 +26,15 @@ pub struct ModelArgs {
     /// KV cache element type: f16, f32 or q8_0.
     #[arg(long = "kv-type", default_value = "f16", value_parser = parse_kv)]
     pub kv_type: KvType,
+    /// Activation precision for quantized weights: q8 (8-bit, fastest, as llama.cpp) or q16
+    /// (two 8-bit passes: close to the exact result for the file's weights, slower).
+    #[arg(long = "activations", default_value = "q8", value_parser = parse_acts)]
+    pub activations: Activations,
+}
+
+fn parse_acts(s: &str) -> Result<Activations, String> {
+    Activations::parse(s)
+        .ok_or_else(|| format!("unknown activation precision `{s}` (expected q8 or q16)"))
 }
 
 fn parse_kv(s: &str) -> Result<KvType, String> {
@@ -106,10 +116,10 @@ impl Loaded {
 
     /// Binds the weights and pages the file in behind a progress bar, so that the first tokens
     /// are not slowed by page faults.
-    pub fn model(&self, quiet: bool) -> Result<Model<'_>> {
+    pub fn model(&self, args: &ModelArgs, quiet: bool) -> Result<Model<'_>> {
         let weights = Weights::from_gguf(&self.file, &self.config)?;
         prefault(self.file.bytes(), quiet);
-        Ok(Model::new(self.config.clone(), weights))
+        Ok(Model::new(self.config.clone(), weights).with_activations(args.activations))
     }
 
     /// The context size to use: `--ctx`, else the trained context capped at 4096.

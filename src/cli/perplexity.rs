@@ -88,7 +88,7 @@ pub fn run(mut args: PerplexityArgs) -> Result<()> {
         tokens.len()
     );
     let bos = loaded.tokenizer.bos.unwrap_or(1);
-    let model = loaded.model(args.json)?;
+    let model = loaded.model(&args.model, args.json)?;
     let first = n_ctx / 2;
 
     let mut save = match &args.save_kl_base {

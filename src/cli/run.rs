@@ -73,7 +73,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         }
         prompt.drain(..prompt.len() - n_ctx);
     }
-    let model = loaded.model(args.json)?;
+    let model = loaded.model(&args.model, args.json)?;
     if !args.json {
         eprintln!(
             "{}: {} layers, {}{} | ctx {n_ctx}, kv {}, {threads} threads, {}",

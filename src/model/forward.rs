@@ -8,12 +8,13 @@ use super::config::ModelConfig;
 use super::kv_cache::KvCache;
 use super::moe::{route, Route};
 use super::weights::{Ffn, Mlp, Weights};
-use crate::quant::simd;
+use crate::quant::simd::{self, Isa};
 use crate::tensor::attention::{attention, AttnShape};
 use crate::tensor::kv::KvKernels;
-use crate::tensor::matmul::{dequantize_row, matmul};
+use crate::tensor::matmul::{dequantize_row, matmul_with, Activations};
 use crate::tensor::ops::{add_scaled, rms_norm, rope, rope_cos_sin, swiglu};
 use crate::tensor::MatrixError;
+use crate::tensor::QMatrix;
 use rayon::prelude::*;
 
 /// Which positions' logits a forward pass returns.
@@ -48,6 +49,8 @@ pub struct Model<'a> {
     pub config: ModelConfig,
     pub weights: Weights<'a>,
     kv_kernels: KvKernels,
+    isa: Isa,
+    acts: Activations,
 }
 
 /// Per layer, the route of every token of the batch.
@@ -55,11 +58,25 @@ pub type Routing = Vec<Vec<Route>>;
 
 impl<'a> Model<'a> {
     pub fn new(config: ModelConfig, weights: Weights<'a>) -> Self {
+        let isa = simd::detected();
         Model {
             config,
             weights,
-            kv_kernels: KvKernels::new(simd::detected()),
+            kv_kernels: KvKernels::new(isa),
+            isa,
+            acts: Activations::default(),
         }
+    }
+
+    /// The same model with activations quantized at `acts` precision.
+    pub fn with_activations(mut self, acts: Activations) -> Self {
+        self.acts = acts;
+        self
+    }
+
+    /// `y = x · wᵀ` with this model's kernels and activation precision.
+    fn mm(&self, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
+        matmul_with(w, x, n, y, self.isa, self.acts)
     }
 
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
@@ -113,9 +130,9 @@ impl<'a> Model<'a> {
 
         for (li, layer) in w.layers.iter().enumerate() {
             norm_rows(&x, &layer.attn_norm, c.norm_eps, &mut xn);
-            matmul(&layer.wq, &xn, n, &mut q)?;
-            matmul(&layer.wk, &xn, n, &mut k)?;
-            matmul(&layer.wv, &xn, n, &mut v)?;
+            self.mm(&layer.wq, &xn, n, &mut q)?;
+            self.mm(&layer.wk, &xn, n, &mut k)?;
+            self.mm(&layer.wv, &xn, n, &mut v)?;
             let (kc, vc) = &mut cache.layers[li];
             for t in 0..n {
                 rope(
@@ -129,13 +146,13 @@ impl<'a> Model<'a> {
                 vc.write(pos0 + t, &v[t * kv_len..(t + 1) * kv_len]);
             }
             attention(&q, shape, kc, vc, pos0, &self.kv_kernels, &mut attn);
-            matmul(&layer.wo, &attn, n, &mut proj)?;
+            self.mm(&layer.wo, &attn, n, &mut proj)?;
             add_rows(&mut x, &proj);
 
             norm_rows(&x, &layer.ffn_norm, c.norm_eps, &mut xn);
             match &layer.ffn {
                 Ffn::Dense(mlp) => {
-                    mlp_forward(mlp, &xn, n, &mut proj)?;
+                    self.mlp_forward(mlp, &xn, n, &mut proj)?;
                     add_rows(&mut x, &proj);
                 }
                 Ffn::Moe { router, experts } => {
@@ -160,7 +177,7 @@ impl<'a> Model<'a> {
             rms_norm(&x[t * d..(t + 1) * d], &w.output_norm, c.norm_eps, out);
         }
         let mut logits = vec![0.0f32; rows.len() * c.n_vocab];
-        matmul(&w.output, &h, rows.len(), &mut logits)?;
+        self.mm(&w.output, &h, rows.len(), &mut logits)?;
         Ok(logits)
     }
 
@@ -169,7 +186,7 @@ impl<'a> Model<'a> {
     /// the sum does not depend on how the work was grouped.
     fn moe_forward(
         &self,
-        router: &crate::tensor::QMatrix,
+        router: &QMatrix,
         experts: &[Mlp],
         xn: &[f32],
         n: usize,
@@ -181,7 +198,7 @@ impl<'a> Model<'a> {
             experts.len(),
         );
         let mut logits = vec![0.0f32; n * n_exp]; // [n, n_expert]
-        matmul(router, xn, n, &mut logits)?;
+        self.mm(router, xn, n, &mut logits)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();
 
         // (token, slot) pairs per expert.
@@ -199,7 +216,7 @@ impl<'a> Model<'a> {
                 row.copy_from_slice(&xn[t * d..(t + 1) * d]);
             }
             let mut ye = vec![0.0f32; m * d];
-            mlp_forward(&experts[e], &xe, m, &mut ye)?;
+            self.mlp_forward(&experts[e], &xe, m, &mut ye)?;
             for (row, &(t, slot)) in ye.chunks_exact(d).zip(pairs) {
                 slots[(t * k + slot) * d..(t * k + slot + 1) * d].copy_from_slice(row);
             }
@@ -211,18 +228,24 @@ impl<'a> Model<'a> {
         });
         Ok(routes)
     }
-}
 
-/// `out = down(silu(gate · x) * (up · x))` for `n` rows.
-fn mlp_forward(mlp: &Mlp, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), ForwardError> {
-    let n_ff = mlp.gate.rows;
-    let mut g = vec![0.0f32; n * n_ff]; // [n, n_ff]
-    let mut u = vec![0.0f32; n * n_ff];
-    matmul(&mlp.gate, x, n, &mut g)?;
-    matmul(&mlp.up, x, n, &mut u)?;
-    swiglu(&mut g, &u);
-    matmul(&mlp.down, &g, n, out)?;
-    Ok(())
+    /// `out = down(silu(gate · x) * (up · x))` for `n` rows.
+    fn mlp_forward(
+        &self,
+        mlp: &Mlp,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) -> Result<(), ForwardError> {
+        let n_ff = mlp.gate.rows;
+        let mut g = vec![0.0f32; n * n_ff]; // [n, n_ff]
+        let mut u = vec![0.0f32; n * n_ff];
+        self.mm(&mlp.gate, x, n, &mut g)?;
+        self.mm(&mlp.up, x, n, &mut u)?;
+        swiglu(&mut g, &u);
+        self.mm(&mlp.down, &g, n, out)?;
+        Ok(())
+    }
 }
 
 fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {

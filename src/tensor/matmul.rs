@@ -7,12 +7,47 @@
 
 use super::matrix::{MatrixError, QMatrix};
 use crate::quant::simd::{self, DotFn, Isa, SimdDot, SimdQuantize};
-use crate::quant::{Block, DotWith, Quantize};
+use crate::quant::{Block, DotWith, GgmlType, Quantize};
 use rayon::prelude::*;
 
 /// Weight rows per rayon task: small enough to balance 2–64 threads on 4096-row matrices, large
 /// enough that scheduling costs nothing next to reading the rows.
 const ROWS_PER_TASK: usize = 16;
+
+/// How activations are quantized before the integer dot products.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Activations {
+    /// One 8-bit pass, as llama.cpp does: the fastest.
+    #[default]
+    Q8,
+    /// Two 8-bit passes, the second over the first one's rounding error, each dotted with the
+    /// weights: about 16-bit activations for twice the dot-product work and no extra weight
+    /// traffic (the second dot re-reads the row from L1). Brings quantized models' outputs
+    /// close to the exact answer for their weights (see tests/perplexity_kld.rs).
+    Q16,
+}
+
+impl Activations {
+    pub fn parse(s: &str) -> Option<Activations> {
+        match s.to_ascii_lowercase().as_str() {
+            "q8" => Some(Activations::Q8),
+            "q16" => Some(Activations::Q16),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Activations::Q8 => "q8",
+            Activations::Q16 => "q16",
+        }
+    }
+}
+
+/// The second pass quantizes the residual times this power of two, which lifts it back to the
+/// first pass's range: Q8_0 keeps its scale in f16, and a residual ~256× smaller than the
+/// activations could otherwise fall into f16's subnormals and lose its precision.
+const RESIDUAL_SCALE: f32 = 256.0;
 
 /// `y = W · x` for one activation vector. `x: [cols]`, `y: [rows]`.
 pub fn matvec(w: &QMatrix, x: &[f32], y: &mut [f32]) -> Result<(), MatrixError> {
@@ -21,21 +56,22 @@ pub fn matvec(w: &QMatrix, x: &[f32], y: &mut [f32]) -> Result<(), MatrixError> 
 
 /// `Y = X · Wᵀ`. `x: [n, cols]`, `y: [n, rows]`, both row-major.
 pub fn matmul(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
-    matmul_with(w, x, n, y, simd::detected())
+    matmul_with(w, x, n, y, simd::detected(), Activations::Q8)
 }
 
-/// [`matmul`] with an explicit instruction set (which must be in [`simd::available`]); benchmarks
-/// and tests use it to compare kernels.
+/// [`matmul`] with an explicit instruction set (which must be in [`simd::available`]) and
+/// activation precision.
 pub fn matmul_with(
     w: &QMatrix,
     x: &[f32],
     n: usize,
     y: &mut [f32],
     isa: Isa,
+    acts: Activations,
 ) -> Result<(), MatrixError> {
     assert_eq!(x.len(), n * w.cols, "matmul: x must be [n, cols]");
     assert_eq!(y.len(), n * w.rows, "matmul: y must be [n, rows]");
-    crate::dispatch_weight_type!(w.ty, W => matmul_typed::<W>(w, x, n, y, isa),
+    crate::dispatch_weight_type!(w.ty, W => matmul_typed::<W>(w, x, n, y, isa, acts),
         else t => Err(MatrixError::Unsupported(t)))
 }
 
@@ -45,6 +81,7 @@ fn matmul_typed<W: SimdDot>(
     n: usize,
     y: &mut [f32],
     isa: Isa,
+    acts: Activations,
 ) -> Result<(), MatrixError>
 where
     W::Act: SimdQuantize,
@@ -54,20 +91,45 @@ where
     let x_per_row = w.cols / <W::Act as Block>::VALUES;
 
     // [n, cols / Act::VALUES]
-    let mut xq = vec![<W::Act as bytemuck::Zeroable>::zeroed(); n * x_per_row];
     let quantize = <W::Act as SimdQuantize>::quantizer(isa);
-    xq.par_chunks_mut(x_per_row)
-        .zip(x.par_chunks(w.cols))
-        .for_each(|(q, row)| quantize(row, q));
+    let zero = <W::Act as bytemuck::Zeroable>::zeroed();
+    let mut xq = vec![zero; n * x_per_row];
+    // f32 activations (float weights) are exact already: no second pass.
+    let two_pass = acts == Activations::Q16 && <W::Act as Block>::TYPE != GgmlType::F32;
+    // [n, cols / Act::VALUES]: the rounding error of `xq`, quantized; empty for one pass.
+    let mut xr = vec![zero; if two_pass { n * x_per_row } else { 0 }];
+    if two_pass {
+        xq.par_chunks_mut(x_per_row)
+            .zip(xr.par_chunks_mut(x_per_row))
+            .zip(x.par_chunks(w.cols))
+            .for_each(|((q, r), row)| {
+                quantize(row, q);
+                let mut residual = vec![0.0f32; row.len()];
+                <W::Act as Quantize>::dequantize(q, &mut residual);
+                for (e, &v) in residual.iter_mut().zip(row) {
+                    *e = (v - *e) * RESIDUAL_SCALE;
+                }
+                quantize(&residual, r);
+            });
+    } else {
+        xq.par_chunks_mut(x_per_row)
+            .zip(x.par_chunks(w.cols))
+            .for_each(|(q, row)| quantize(row, q));
+    }
 
     let dot = simd::dot_fn::<W>(isa);
+    let acts = Acts {
+        main: &xq,
+        residual: &xr,
+        per_row: x_per_row,
+    };
     if n == 1 {
-        rows_times_batch(dot, blocks, w_per_row, &xq, x_per_row, y);
+        rows_times_batch(dot, blocks, w_per_row, &acts, y);
         return Ok(());
     }
     // Tasks own whole weight rows, so they fill a transposed [rows, n] buffer.
     let mut yt = vec![0.0f32; w.rows * n];
-    rows_times_batch(dot, blocks, w_per_row, &xq, x_per_row, &mut yt);
+    rows_times_batch(dot, blocks, w_per_row, &acts, &mut yt);
     for (r, col) in yt.chunks_exact(n).enumerate() {
         for (t, &v) in col.iter().enumerate() {
             y[t * w.rows + r] = v;
@@ -76,22 +138,33 @@ where
     Ok(())
 }
 
+/// Quantized activation rows, `[n, per_row]` each; `residual` is empty for one-pass activations.
+struct Acts<'a, A> {
+    main: &'a [A],
+    residual: &'a [A],
+    per_row: usize,
+}
+
 /// `out[r * n + t] = dot(W[r], X[t])` for all weight rows `r` and activation rows `t`.
 fn rows_times_batch<W: DotWith>(
     dot: DotFn<W>,
     blocks: &[W],
     w_per_row: usize,
-    xq: &[W::Act],
-    x_per_row: usize,
+    acts: &Acts<W::Act>,
     out: &mut [f32],
 ) {
-    let n = xq.len() / x_per_row;
+    let n = acts.main.len() / acts.per_row;
     out.par_chunks_mut(ROWS_PER_TASK * n)
         .zip(blocks.par_chunks(ROWS_PER_TASK * w_per_row))
         .for_each(|(out, rows)| {
             for (o, row) in out.chunks_exact_mut(n).zip(rows.chunks_exact(w_per_row)) {
-                for (v, xrow) in o.iter_mut().zip(xq.chunks_exact(x_per_row)) {
+                for (v, xrow) in o.iter_mut().zip(acts.main.chunks_exact(acts.per_row)) {
                     *v = dot(row, xrow);
+                }
+                if !acts.residual.is_empty() {
+                    for (v, rrow) in o.iter_mut().zip(acts.residual.chunks_exact(acts.per_row)) {
+                        *v += dot(row, rrow) * (1.0 / RESIDUAL_SCALE);
+                    }
                 }
             }
         });

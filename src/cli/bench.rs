@@ -34,7 +34,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let c = &loaded.config;
     let n_ctx = args.n_prompt + args.n_gen + 1;
     let bytes_per_token = model.weights.bytes_per_token(c.n_expert_used);
-    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
 
     // Deterministic ids spread over the vocabulary (never the control tokens at the start).
     let prompt: Vec<u32> = (0..args.n_prompt)
@@ -58,7 +57,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let (pp_mean, pp_sd) = mean_sd(&pp);
     let (tg_mean, tg_sd) = mean_sd(&tg);
     let achieved = tg_mean * bytes_per_token;
+    // Peak RSS of the model run (mapped weights included), read before the bandwidth probe
+    // allocates its own 1 GiB buffer.
     let rss = tandem::machine::peak_rss_bytes();
+    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
     if args.json {
         println!(
             "{}",

@@ -313,3 +313,35 @@ fn truncated_file_fails_at_load() {
     let err = fails(&["info", bad.to_str().unwrap()]);
     assert!(err.contains("truncated.gguf"), "{err}");
 }
+
+/// `tandem bench --json` reports what the issue asks for; speeds are not asserted (benchmarks,
+/// not timed tests), only that they were measured.
+#[test]
+fn bench_json_has_the_fields() {
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    let out = ok(&[
+        "bench",
+        "-m",
+        moe8x(&fx).to_str().unwrap(),
+        "-p",
+        "16",
+        "-n",
+        "8",
+        "-r",
+        "2",
+        "--json",
+    ]);
+    let obj: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    for key in ["pp_tps", "tg_tps", "bytes_per_token", "bw_fraction"] {
+        let v = obj[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {obj}"));
+        assert!(v.is_finite() && v > 0.0, "{key} = {v}");
+    }
+    // Per token: every layer's attention (q and o 64×64; k and v 32×64 with 4 of 8 KV heads)
+    // and router (8×64), top-2 of 8 experts (3 matrices 64×172 each), then the output head
+    // (512×64) and one embedding row (64), all f32 in this file. Norm vectors are not counted.
+    let per_layer = 2 * 64 * 64 + 2 * 32 * 64 + 8 * 64 + 2 * 3 * 64 * 172;
+    let values = 5 * per_layer + 512 * 64 + 64;
+    assert_eq!(obj["bytes_per_token"].as_f64().unwrap(), (values * 4) as f64);
+}

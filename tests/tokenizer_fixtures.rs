@@ -130,3 +130,42 @@ fn stream_holds_back_partial_utf8() {
     let prefix = tok.decode(&ids[..split]).unwrap();
     assert_eq!(format!("{prefix}{out}"), text);
 }
+
+/// The whole WikiText test file (CRLF line endings, 1.3 MB) tokenized from its raw bytes: the
+/// first 2048 ids are the ones llama.cpp's KL-divergence runs used, and the count is the
+/// fixtures' 343,374 (sentencepiece on the same bytes).
+#[test]
+fn wikitext_file_tokenizes_like_sentencepiece() {
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    let tok = Tokenizer::from_gguf(
+        &GgufFile::open(fx.join("mixtral-mini/mixtral-mini-Q4_0.gguf")).unwrap(),
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(fx.join("text/wikitext-test.txt")).unwrap();
+    assert!(text.contains("\r\n"));
+    let ids = tok.encode(&text, true).unwrap();
+    let reference = common::model::read_json(&fx.join("mixtral-mini/kld/tokens.json"));
+    let want = common::model::ids(&reference["tokens"]);
+    assert_eq!(&ids[..want.len()], &want[..]);
+    assert_eq!(ids.len(), 343_374);
+}
+
+/// The stories-moe held-out tail with the 512-piece vocabulary.
+#[test]
+fn tinystories_tail_tokenizes_like_sentencepiece() {
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    let tok = Tokenizer::from_gguf(
+        &GgufFile::open(fx.join("stories-moe/stories260K-moe8x-finetuned-f32.gguf")).unwrap(),
+    )
+    .unwrap();
+    let bytes = std::fs::read(fx.join("text/tinystories_val.txt")).unwrap();
+    let tail = std::str::from_utf8(&bytes[716191..794375]).unwrap();
+    let ids = tok.encode(tail, true).unwrap();
+    let reference = common::model::read_json(&fx.join("stories-moe/kld/tokens.json"));
+    let want = common::model::ids(&reference["tokens"]);
+    assert_eq!(&ids[..want.len()], &want[..]);
+}

@@ -345,3 +345,41 @@ fn bench_json_has_the_fields() {
     let values = 5 * per_layer + 512 * 64 + 64;
     assert_eq!(obj["bytes_per_token"].as_f64().unwrap(), (values * 4) as f64);
 }
+
+/// Sampling is reproducible: the same seed gives the same ids, another seed other ids.
+#[test]
+fn same_seed_same_output() {
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    let model = moe8x(&fx);
+    let gen = |seed: &str| {
+        let out = ok(&[
+            "run",
+            "-m",
+            model.to_str().unwrap(),
+            "-p",
+            "Once upon a time",
+            "-n",
+            "48",
+            "--temp",
+            "1.0",
+            "--top-k",
+            "0",
+            "--top-p",
+            "1",
+            "--min-p",
+            "0",
+            "--seed",
+            seed,
+            "--ignore-eos",
+            "--json",
+        ]);
+        let obj: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        ids(&obj["generated_ids"])
+    };
+    let a = gen("42");
+    assert_eq!(a.len(), 48);
+    assert_eq!(a, gen("42"));
+    assert_ne!(a, gen("43"));
+}

@@ -1,0 +1,148 @@
+//! The commands: conversion (from a model directory or a GGUF file) and `synth`.
+
+use crate::catalog::Catalog;
+use crate::cli::{OutputArgs, SynthArgs};
+use crate::ftype::FileType;
+use crate::output::{check_destination, check_written, print_plan, print_summary};
+use crate::params::{build_metadata, GeneralInfo, ModelParams};
+use crate::plan::{assign_types, map_source, quantize_order, Planned};
+use crate::rules::{ModelShape, TypeRules};
+use crate::source::Source;
+use crate::synth::{SynthShape, SynthSource};
+use crate::verify::{print_report, verify};
+use crate::vocab::VocabMeta;
+use crate::write::write_gguf;
+use anyhow::{anyhow, Context, Result};
+use std::path::Path;
+use std::time::Instant;
+use tandem::gguf::Metadata;
+
+/// Header bytes are not known before the metadata is encoded; this bounds them for the
+/// free-space check (a 32000-token vocabulary takes about 0.7 MB).
+const HEADER_ESTIMATE: u64 = 16 << 20;
+
+/// The type rules for a model, from the command-line options.
+pub fn rules_for(
+    out: &OutputArgs,
+    ftype: FileType,
+    plan: &[Planned],
+    params: &ModelParams,
+) -> TypeRules {
+    TypeRules {
+        ftype,
+        pure: out.pure,
+        keep: out.keep.clone(),
+        model: ModelShape {
+            n_layer: params.n_layer,
+            n_expert: params.n_expert(),
+            has_output: plan.iter().any(|p| p.name == "output.weight"),
+        },
+    }
+}
+
+/// Sets the types and the write order of a plan: llama-quantize's order for quantized types,
+/// the converter's (source) order for float types.
+pub fn finish_plan(plan: &mut [Planned], rules: &TypeRules) -> Result<()> {
+    assign_types(plan, rules)?;
+    if rules.ftype.is_quantized() {
+        quantize_order(plan);
+    }
+    Ok(())
+}
+
+/// Plan printing, the write, the check of the written file, verification and the summary.
+pub fn run_plan(
+    out: &Path,
+    opts: &OutputArgs,
+    metadata: &Metadata,
+    plan: &[Planned],
+    source: &dyn Source,
+) -> Result<()> {
+    if opts.dry_run {
+        let names = |p: &Planned| {
+            let ts = source.tensors();
+            let first = &ts[p.parts[0]];
+            let more = if p.parts.len() > 1 {
+                format!(" (+{} more)", p.parts.len() - 1)
+            } else {
+                String::new()
+            };
+            format!("{} {}{more}", first.dtype, first.name)
+        };
+        print_plan(plan, &names);
+        return Ok(());
+    }
+    let data: u64 = plan.iter().map(Planned::nbytes).sum();
+    check_destination(out, opts.force, data + HEADER_ESTIMATE)?;
+    let start = Instant::now();
+    write_gguf(out, metadata, plan, source, !opts.quiet)
+        .with_context(|| format!("writing {}", out.display()))?;
+    let file = check_written(out, plan)?;
+    if opts.verify {
+        let report = verify(&file, plan, source)?;
+        print_report(plan, &report);
+    }
+    print_summary(source.input_bytes(), &file, start.elapsed());
+    Ok(())
+}
+
+/// `tandem-quantize synth`.
+pub fn synth(args: &SynthArgs) -> Result<()> {
+    let catalog = Catalog::embedded()?;
+    let preset = catalog.preset(&args.arch).ok_or_else(|| {
+        let known: Vec<_> = catalog.synth.iter().map(|(n, _)| n.as_str()).collect();
+        anyhow!(
+            "unknown --arch `{}`; known: {}",
+            args.arch,
+            known.join(", ")
+        )
+    })?;
+    let family = catalog
+        .family(&preset.family)
+        .ok_or_else(|| anyhow!("models.toml: synth.{} names unknown family", args.arch))?;
+    let mut params = preset.params.clone();
+    if let Some(l) = args.layers {
+        anyhow::ensure!(l > 0, "--layers must be at least 1");
+        params.n_layer = l;
+    }
+    let ftype = args
+        .output
+        .ftype
+        .ok_or_else(|| anyhow!("--type is required"))?;
+    let vocab = match &args.vocab {
+        Some(path) => VocabMeta::from_gguf(path)?,
+        None => VocabMeta::generated(params.vocab_size as usize)?,
+    };
+    anyhow::ensure!(
+        vocab.len() == params.vocab_size as usize,
+        "the vocabulary has {} tokens, {} has {}",
+        vocab.len(),
+        args.arch,
+        params.vocab_size
+    );
+    let source = SynthSource::new(
+        &SynthShape {
+            n_layer: params.n_layer,
+            n_embd: params.n_embd.into(),
+            n_ff: params.n_ff.into(),
+            n_head: params.n_head.into(),
+            n_head_kv: params.n_head_kv().into(),
+            head_dim: params.head_dim().into(),
+            n_expert: params.n_expert(),
+            vocab: params.vocab_size.into(),
+        },
+        args.seed,
+    );
+    let mut plan = map_source(&source, &family.tensor_map, &params)?;
+    let rules = rules_for(&args.output, ftype, &plan, &params);
+    finish_plan(&mut plan, &rules)?;
+    let general = GeneralInfo {
+        name: format!(
+            "{} synthetic ({} layers, seed {})",
+            preset.display_name, params.n_layer, args.seed
+        ),
+        ..GeneralInfo::default()
+    };
+    let metadata = build_metadata(&general, &params, &vocab, ftype)?;
+    run_plan(&args.out, &args.output, &metadata, &plan, &source)
+}

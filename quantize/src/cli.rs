@@ -65,6 +65,9 @@ pub struct ConvertArgs {
     /// The GGUF file to write.
     #[arg(value_name = "OUT.gguf", required = true)]
     pub out: Option<PathBuf>,
+    /// `general.name` (default: derived from the directory name, as llama.cpp does).
+    #[arg(long)]
+    pub name: Option<String>,
     #[command(flatten)]
     pub output: OutputArgs,
 }

@@ -1,9 +1,15 @@
 //! The commands: conversion (from a model directory or a GGUF file) and `synth`.
 
 use crate::catalog::Catalog;
-use crate::cli::{OutputArgs, SynthArgs};
+use crate::cli::{ConvertArgs, OutputArgs, SynthArgs};
 use crate::ftype::FileType;
+use crate::gguf_source::GgufSource;
+use crate::hf::config::{read_config, read_params_json};
+use crate::hf::safetensors::SafetensorsSource;
+use crate::hf::{shard_files, tokenizer::read_vocab};
+use crate::naming::{count_params, general_info};
 use crate::output::{check_destination, check_written, print_plan, print_summary};
+use crate::params::requantized_metadata;
 use crate::params::{build_metadata, GeneralInfo, ModelParams};
 use crate::plan::{assign_types, map_source, quantize_order, Planned};
 use crate::rules::{ModelShape, TypeRules};
@@ -12,10 +18,10 @@ use crate::synth::{SynthShape, SynthSource};
 use crate::verify::{print_report, verify};
 use crate::vocab::VocabMeta;
 use crate::write::write_gguf;
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::Path;
 use std::time::Instant;
-use tandem::gguf::Metadata;
+use tandem::gguf::{keys, Metadata};
 
 /// Header bytes are not known before the metadata is encoded; this bounds them for the
 /// free-space check (a 32000-token vocabulary takes about 0.7 MB).
@@ -145,4 +151,114 @@ pub fn synth(args: &SynthArgs) -> Result<()> {
     };
     let metadata = build_metadata(&general, &params, &vocab, ftype)?;
     run_plan(&args.out, &args.output, &metadata, &plan, &source)
+}
+
+/// `tandem-quantize SRC OUT.gguf --type TYPE`.
+pub fn convert(args: &ConvertArgs) -> Result<()> {
+    let (Some(src), Some(out)) = (&args.src, &args.out) else {
+        bail!("usage: tandem-quantize SRC OUT.gguf --type TYPE");
+    };
+    let ftype = args
+        .output
+        .ftype
+        .ok_or_else(|| anyhow!("--type is required"))?;
+    if src.is_file() {
+        return convert_gguf(src, out, ftype, &args.output);
+    }
+    if !src.is_dir() {
+        bail!("{}: no such file or directory", src.display());
+    }
+    let catalog = Catalog::embedded()?;
+    let dir_name = std::fs::canonicalize(src)
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    let (params, family, files, index, config_json) = if src.join("config.json").is_file() {
+        let cfg = read_config(src)?;
+        let family = catalog
+            .family_for_architecture(&cfg.architecture)
+            .ok_or_else(|| {
+                let known: Vec<_> = catalog
+                    .families
+                    .iter()
+                    .flat_map(|f| f.hf_architectures.iter().map(String::as_str))
+                    .collect();
+                anyhow!(
+                    "{}: unknown architecture `{}`; known: {}",
+                    src.join("config.json").display(),
+                    cfg.architecture,
+                    known.join(", ")
+                )
+            })?;
+        let index = src.join("model.safetensors.index.json");
+        let files = shard_files(src, "model")?;
+        (
+            cfg.params,
+            family,
+            files,
+            index.is_file().then_some(index),
+            Some(cfg.json),
+        )
+    } else if src.join("params.json").is_file() {
+        let family = catalog
+            .family("mistral-consolidated")
+            .ok_or_else(|| anyhow!("models.toml: no mistral-consolidated family"))?;
+        let params = read_params_json(src, family.default_context)?;
+        (
+            params,
+            family,
+            shard_files(src, "consolidated")?,
+            None,
+            None,
+        )
+    } else {
+        bail!(
+            "{}: neither config.json nor params.json found",
+            src.display()
+        );
+    };
+    let source = SafetensorsSource::open(&files, index.as_deref())?;
+    let mut plan = map_source(&source, &family.tensor_map, &params)?;
+    let rules = rules_for(&args.output, ftype, &plan, &params);
+    finish_plan(&mut plan, &rules)?;
+    let general = general_info(&dir_name, args.name.as_deref(), &count_params(&plan));
+    let vocab = read_vocab(src, config_json.as_ref(), params.vocab_size)?;
+    let metadata = build_metadata(&general, &params, &vocab, ftype)?;
+    run_plan(out, &args.output, &metadata, &plan, &source)
+}
+
+/// Requantizes a GGUF file: same tensors and metadata, new types (llama-quantize's behaviour).
+fn convert_gguf(src: &Path, out: &Path, ftype: FileType, opts: &OutputArgs) -> Result<()> {
+    let source = GgufSource::open(src)?;
+    let md = source.file.metadata();
+    let n_layer = md
+        .u32(keys::LLAMA_BLOCK_COUNT)
+        .with_context(|| src.display().to_string())?;
+    let n_expert = md.get_opt::<u32>(keys::LLAMA_EXPERT_COUNT)?.unwrap_or(0);
+    let mut plan: Vec<Planned> = source
+        .tensors()
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Planned {
+            name: t.name.clone(),
+            ne: t.shape.iter().rev().copied().collect(),
+            ty: tandem::quant::GgmlType::F32,
+            parts: vec![i],
+            permute_heads: None,
+        })
+        .collect();
+    let rules = TypeRules {
+        ftype,
+        pure: opts.pure,
+        keep: opts.keep.clone(),
+        model: ModelShape {
+            n_layer,
+            n_expert,
+            has_output: plan.iter().any(|p| p.name == "output.weight"),
+        },
+    };
+    assign_types(&mut plan, &rules)?;
+    quantize_order(&mut plan);
+    let metadata = requantized_metadata(md, ftype);
+    run_plan(out, opts, &metadata, &plan, &source)
 }

@@ -1,6 +1,6 @@
 //! `tandem-quantize`: Hugging Face weights or GGUF in, quantized GGUF out.
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use tandem_quantize::cli::{Cli, Command};
 use tandem_quantize::commands;
@@ -19,6 +19,6 @@ fn main() -> Result<()> {
     }
     match &cli.command {
         Some(Command::Synth(args)) => commands::synth(args),
-        None => Err(anyhow!("conversion is not implemented yet")),
+        None => commands::convert(&cli.convert),
     }
 }

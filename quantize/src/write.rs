@@ -68,7 +68,10 @@ fn fill_tensor(
     let n_values: u64 = p.ne.iter().product();
     let total_rows = n_values / row_len;
     let n_parts = p.parts.len() as u64;
-    ensure!(n_parts > 0 && total_rows.is_multiple_of(n_parts), "no source rows");
+    ensure!(
+        n_parts > 0 && total_rows.is_multiple_of(n_parts),
+        "no source rows"
+    );
     let part_rows = total_rows / n_parts;
     let row_bytes = (nbytes as u64).checked_div(total_rows).unwrap_or(0);
     // Permuted rows are handled a head at a time, so chunks hold whole heads.

@@ -1,7 +1,7 @@
 //! The commands: conversion (from a model directory or a GGUF file) and `synth`.
 
 use crate::catalog::Catalog;
-use crate::cli::{ConvertArgs, OutputArgs, SynthArgs};
+use crate::cli::{Cli, Command, ConvertArgs, OutputArgs, SynthArgs};
 use crate::ftype::FileType;
 use crate::gguf_source::GgufSource;
 use crate::hf::config::{read_config, read_params_json};
@@ -92,9 +92,16 @@ pub fn run_plan(
     Ok(())
 }
 
-/// `tandem-quantize synth`.
-pub fn synth(args: &SynthArgs) -> Result<()> {
-    let catalog = Catalog::embedded()?;
+/// Runs a parsed command line (the thread pool is the caller's).
+pub fn run(cli: &Cli) -> Result<()> {
+    match &cli.command {
+        Some(Command::Synth(args)) => synth(args, &Catalog::embedded()?),
+        None => convert(&cli.convert),
+    }
+}
+
+/// `tandem-quantize synth`, with the sizes of `catalog`.
+pub fn synth(args: &SynthArgs, catalog: &Catalog) -> Result<()> {
     let preset = catalog.preset(&args.arch).ok_or_else(|| {
         let known: Vec<_> = catalog.synth.iter().map(|(n, _)| n.as_str()).collect();
         anyhow!(

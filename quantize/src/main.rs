@@ -17,8 +17,5 @@ fn main() -> Result<()> {
             .build_global()
             .context("starting the thread pool")?;
     }
-    match &cli.command {
-        Some(Command::Synth(args)) => commands::synth(args),
-        None => commands::convert(&cli.convert),
-    }
+    commands::run(&cli)
 }

@@ -1,5 +1,21 @@
 //! `tandem-quantize`: Hugging Face weights or GGUF in, quantized GGUF out.
 
-fn main() -> anyhow::Result<()> {
-    anyhow::bail!("tandem-quantize: conversion is not implemented yet")
+use anyhow::{Context, Result};
+use clap::Parser;
+use tandem_quantize::cli::{Cli, Command};
+use tandem_quantize::commands;
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let threads = match &cli.command {
+        Some(Command::Synth(a)) => a.output.threads,
+        None => cli.convert.output.threads,
+    };
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()
+            .context("starting the thread pool")?;
+    }
+    commands::run(&cli)
 }

@@ -335,7 +335,9 @@ fn bench_json_has_the_fields() {
     ]);
     let obj: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     for key in ["pp_tps", "tg_tps", "bytes_per_token", "bw_fraction"] {
-        let v = obj[key].as_f64().unwrap_or_else(|| panic!("{key} missing: {obj}"));
+        let v = obj[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing: {obj}"));
         assert!(v.is_finite() && v > 0.0, "{key} = {v}");
     }
     // Per token: every layer's attention (q and o 64×64; k and v 32×64 with 4 of 8 KV heads)
@@ -343,7 +345,10 @@ fn bench_json_has_the_fields() {
     // (512×64) and one embedding row (64), all f32 in this file. Norm vectors are not counted.
     let per_layer = 2 * 64 * 64 + 2 * 32 * 64 + 8 * 64 + 2 * 3 * 64 * 172;
     let values = 5 * per_layer + 512 * 64 + 64;
-    assert_eq!(obj["bytes_per_token"].as_f64().unwrap(), (values * 4) as f64);
+    assert_eq!(
+        obj["bytes_per_token"].as_f64().unwrap(),
+        (values * 4) as f64
+    );
 }
 
 /// Sampling is reproducible: the same seed gives the same ids, another seed other ids.

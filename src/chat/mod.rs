@@ -12,6 +12,7 @@ pub mod encode;
 pub mod prompt;
 pub mod repl;
 pub mod template;
+mod watchdog;
 
 pub use conversation::{Conversation, ConversationError, Message};
 pub use driver::{Chat, Event, TurnStats};

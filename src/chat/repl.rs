@@ -87,6 +87,9 @@ pub fn piped(chat: &mut Chat, text: &str) -> Result<(), ChatError> {
 
 /// The interactive loop, until `/quit`, Ctrl-D, or Ctrl-C at an empty prompt.
 pub fn interactive(chat: &mut Chat) -> Result<(), ChatError> {
+    // The editor first: it installs a SIGINT handler of its own for its lifetime, which ours
+    // must then replace (ctrlc::set_handler overwrites).
+    let mut rl = DefaultEditor::new().map_err(term)?;
     let cancel = Arc::new(AtomicBool::new(false));
     let generating = Arc::new(AtomicBool::new(false));
     {
@@ -102,7 +105,6 @@ pub fn interactive(chat: &mut Chat) -> Result<(), ChatError> {
         })
         .map_err(term)?;
     }
-    let mut rl = DefaultEditor::new().map_err(term)?;
     eprintln!("type a message, /help for commands, Ctrl-D to leave");
     let mut folded_told = false;
     while let Some(text) = read_message(&mut rl)? {

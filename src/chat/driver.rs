@@ -147,7 +147,8 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
         Ok((best, hi))
     }
 
-    /// Adds the user's message, answers it and adds the answer (also when cut short).
+    /// Adds the user's message, answers it and adds the answer (also when cut short). On an
+    /// error the conversation is left as it was.
     /// `on_event` hears about dropped turns first, then gets the answer as it is decoded;
     /// setting `cancel` stops the answer at the next token.
     pub fn turn(
@@ -166,7 +167,6 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
         if ids.is_empty() {
             return Err(ChatError::EmptyPrompt(self.prompt.template.name.clone()));
         }
-        self.conversation = conv;
         if dropped_turns > 0 {
             on_event(Event::Dropped(dropped_turns));
         }
@@ -223,12 +223,14 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
             )?
         };
         let gen_time = start.elapsed();
-        // The answer is kept as generated, leading space included, so that rendering it again
-        // reproduces the generated tokens and the next turn can reuse their cache entries.
-        self.conversation.push("assistant", &answer);
         if let Some(e) = failed {
             return Err(e.into());
         }
+        // The conversation changes only when the turn succeeds (a cut-short answer included).
+        // The answer is kept as generated, leading space included, so that rendering it again
+        // reproduces the generated tokens and the next turn can reuse their cache entries.
+        conv.push("assistant", &answer);
+        self.conversation = conv;
         let stats = TurnStats {
             prompt_tokens: ids.len(),
             reused: common,

@@ -142,10 +142,9 @@ pub struct Rendered {
 impl Rendered {
     /// True when the marked render is the plain render with its content located exactly.
     pub fn exact(&self) -> bool {
-        self.parts.as_ref().is_some_and(|p| {
-            p.iter().map(|p| p.text.len()).sum::<usize>() == self.text.len()
-                && p.iter().map(|p| p.text.as_str()).collect::<String>() == self.text
-        })
+        self.parts
+            .as_ref()
+            .is_some_and(|p| p.iter().map(|p| p.text.as_str()).collect::<String>() == self.text)
     }
 }
 
@@ -297,7 +296,10 @@ fn sandbox() -> Environment<'static> {
     });
     // `trim` and `.strip()` must see through the content markers, or the marked render would
     // keep whitespace that the plain render strips.
-    env.add_filter("trim", |s: String| strip_marked(&s, true, true));
+    env.add_filter("trim", |s: String, chars: Option<String>| match chars {
+        None => strip_marked(&s, true, true),
+        Some(c) => s.trim_matches(|ch| c.contains(ch)).to_string(),
+    });
     env.set_unknown_method_callback(|state: &mut State, value: &Value, method: &str, args| {
         if value.kind() == ValueKind::String && args.is_empty() {
             let s = value.as_str().unwrap_or_default();
@@ -424,6 +426,21 @@ mod tests {
             .unwrap();
         assert_eq!(r.text, "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nq [/INST] a </s>");
         assert!(r.exact());
+    }
+
+    #[test]
+    fn trim_filter_keeps_its_chars_argument() {
+        let t = ChatTemplate::new(
+            "t",
+            "{% for m in messages %}[{{ m.content | trim }}|{{ m.content | trim('x') }}]{% endfor %}",
+            "",
+            "",
+        )
+        .unwrap();
+        let r = t
+            .render(&msgs(&[("user", " a "), ("user", "xbx")]), false)
+            .unwrap();
+        assert_eq!(r.text, "[a| a ][xbx|b]");
     }
 
     #[test]

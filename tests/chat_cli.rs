@@ -155,6 +155,28 @@ fn piped_input_gets_one_answer() {
     assert!(stderr.contains("40 tokens | prompt"), "{stderr}");
     assert!(stderr.contains("stories260K"), "the summary line: {stderr}");
 
+    // Mixtral's template has no system role: the system prompt is folded in, with one note.
+    let out = chat_piped(
+        &[
+            "-m",
+            model,
+            "--system",
+            "Be brief.",
+            "-n",
+            "4",
+            "--temp",
+            "0",
+        ],
+        "Hi",
+    );
+    let stderr = text(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches("no system role").count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("using the built-in `mistral` template"),
+        "{stderr}"
+    );
+
     let out = chat_piped(&["-m", model], "  \n");
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("stdin is empty"));

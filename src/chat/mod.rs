@@ -11,6 +11,7 @@ pub mod driver;
 pub mod encode;
 pub mod prompt;
 pub mod repl;
+mod strftime;
 pub mod template;
 mod watchdog;
 

@@ -281,7 +281,8 @@ impl std::io::Write for Capped {
 }
 
 /// The environment every template renders in: Jinja2's whitespace rules as Hugging Face sets
-/// them, no loader, a fuel budget, `raise_exception`, and Python's string methods.
+/// them, no loader, a fuel budget, Hugging Face's `raise_exception` and `strftime_now`, and
+/// Python's string methods.
 fn sandbox() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_fuel(Some(FUEL));
@@ -293,6 +294,11 @@ fn sandbox() -> Environment<'static> {
     }
     env.add_function("raise_exception", |msg: String| -> Result<Value, Error> {
         Err(Error::new(ErrorKind::InvalidOperation, msg))
+    });
+    env.add_function("strftime_now", |fmt: String| -> Result<Value, Error> {
+        super::strftime::now(&fmt)
+            .map(Value::from)
+            .map_err(|e| Error::new(ErrorKind::InvalidOperation, e))
     });
     // `trim` and `.strip()` must see through the content markers, or the marked render would
     // keep whitespace that the plain render strips.
@@ -426,6 +432,13 @@ mod tests {
             .unwrap();
         assert_eq!(r.text, "<s>[INST] <<SYS>>\nS\n<</SYS>>\n\nq [/INST] a </s>");
         assert!(r.exact());
+    }
+
+    #[test]
+    fn strftime_now_is_available() {
+        let t = ChatTemplate::new("t", "{{ strftime_now('%Y') }}", "", "").unwrap();
+        let year: i64 = t.render(&[], false).unwrap().text.parse().unwrap();
+        assert!(year >= 2024, "{year}");
     }
 
     #[test]

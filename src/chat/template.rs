@@ -23,6 +23,9 @@ use std::collections::BTreeMap;
 /// a few thousand.
 const FUEL: u64 = 1_000_000;
 
+/// The longest template source accepted; real ones are a few KiB, and compiling is not fuelled.
+pub const MAX_SOURCE: usize = 1 << 20;
+
 /// The most bytes a render may produce; a conversation that fits any context is far smaller.
 pub const MAX_OUTPUT: usize = 16 << 20;
 
@@ -165,6 +168,15 @@ impl ChatTemplate {
         bos_token: &str,
         eos_token: &str,
     ) -> Result<Self, TemplateError> {
+        if source.len() > MAX_SOURCE {
+            return Err(TemplateError::Render {
+                name: name.to_string(),
+                detail: format!(
+                    "the source is {} bytes; templates over {MAX_SOURCE} bytes are refused",
+                    source.len()
+                ),
+            });
+        }
         let env = sandbox();
         let t = ChatTemplate {
             name: name.to_string(),
@@ -500,6 +512,9 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("roles must alternate"), "{e}");
         assert!(ChatTemplate::new("bad", "{% for %}", "", "").is_err());
+        let huge = "x".repeat(MAX_SOURCE + 1);
+        let e = ChatTemplate::new("huge", &huge, "", "").err().unwrap();
+        assert!(e.to_string().contains("refused"), "{e}");
         // No loader and no multi-template support: `include` does not even compile.
         assert!(ChatTemplate::new("inc", "{% include '/etc/passwd' %}", "", "").is_err());
     }

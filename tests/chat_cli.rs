@@ -79,6 +79,9 @@ fn repl_streams_stops_on_ctrl_c_and_reuses_the_cache() {
     assert_eq!(cached1, 0);
     p.expect("> ").unwrap();
 
+    // Ctrl-C on a line with text clears it (and does not quit).
+    p.send("draft").unwrap();
+    p.send(ControlCode::EndOfText).unwrap();
     // A trailing backslash continues the message on the next line.
     p.send_line("What happened \\").unwrap();
     p.expect("... ").unwrap();
@@ -110,7 +113,10 @@ fn repl_streams_stops_on_ctrl_c_and_reuses_the_cache() {
     p.expect("saved 4 messages").unwrap();
     let conv: Json = serde_json::from_str(&std::fs::read_to_string(&saved).unwrap()).unwrap();
     assert_eq!(conv[0]["content"], "Tell me a story.");
-    assert_eq!(conv[2]["content"], "What happened \nnext?");
+    assert_eq!(
+        conv[2]["content"], "What happened \nnext?",
+        "the draft was cleared"
+    );
     assert_eq!(conv[3]["role"], "assistant");
     p.send_line("/set temp 0.5").unwrap();
     p.expect("temp 0.5 |").unwrap();

@@ -15,7 +15,8 @@ commands:
   /quit              leave (Ctrl-D or Ctrl-C at an empty prompt also do)
 input:
   a line ending in \\ continues on the next line; a line with only \"\"\" starts or ends a
-  block pasted over several lines; Ctrl-C while an answer streams stops it";
+  block pasted over several lines; Ctrl-C stops an answer, clears a line, or (on an empty
+  line) quits";
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {

@@ -7,7 +7,10 @@ use super::driver::{Chat, Event, TurnStats};
 use super::ChatError;
 use crate::session::Stop;
 use rustyline::error::ReadlineError;
-use rustyline::DefaultEditor;
+use rustyline::{
+    Cmd, ConditionalEventHandler, DefaultEditor, EventContext, EventHandler, KeyEvent, Movement,
+    RepeatCount,
+};
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -90,6 +93,10 @@ pub fn interactive(chat: &mut Chat) -> Result<(), ChatError> {
     // The editor first: it installs a SIGINT handler of its own for its lifetime, which ours
     // must then replace (ctrlc::set_handler overwrites).
     let mut rl = DefaultEditor::new().map_err(term)?;
+    rl.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(ClearOrQuit)),
+    );
     let cancel = Arc::new(AtomicBool::new(false));
     let generating = Arc::new(AtomicBool::new(false));
     {
@@ -130,6 +137,22 @@ pub fn interactive(chat: &mut Chat) -> Result<(), ChatError> {
         }
     }
     Ok(())
+}
+
+/// Ctrl-C at the prompt: clears a line that has text, and quits (rustyline's interrupt) when
+/// the line is empty.
+struct ClearOrQuit;
+
+impl ConditionalEventHandler for ClearOrQuit {
+    fn handle(
+        &self,
+        _: &rustyline::Event,
+        _: RepeatCount,
+        _: bool,
+        ctx: &EventContext,
+    ) -> Option<Cmd> {
+        (!ctx.line().is_empty()).then_some(Cmd::Kill(Movement::WholeLine))
+    }
 }
 
 /// One message: a line, lines joined by a trailing `\`, or a `"""` block. `None` at the end.

@@ -147,10 +147,10 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
         Ok((best, hi))
     }
 
-    /// Adds the user's message, answers it and adds the answer (also when cut short). On an
-    /// error the conversation is left as it was.
-    /// `on_event` hears about dropped turns first, then gets the answer as it is decoded;
-    /// setting `cancel` stops the answer at the next token.
+    /// Adds the user's message, answers it and adds the answer (also when cut short); on an
+    /// error the conversation is left as it was. `on_event` hears about dropped turns first,
+    /// then gets the answer as it is decoded; setting `cancel` stops the answer at the next
+    /// token.
     pub fn turn(
         &mut self,
         user: &str,

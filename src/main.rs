@@ -20,6 +20,8 @@ struct Cli {
 enum Command {
     /// Generate text from a prompt.
     Run(cli::run::RunArgs),
+    /// Chat with a model: an interactive REPL, or one answer to piped input.
+    Chat(cli::chat::ChatArgs),
     /// Measure prompt and generation speed against the machine's memory bandwidth.
     Bench(cli::bench::BenchArgs),
     /// Perplexity over a text, and KL divergence against a saved base run.
@@ -36,6 +38,7 @@ enum Command {
 fn main() {
     let result = match Cli::parse().command {
         Command::Run(a) => cli::run::run(a),
+        Command::Chat(a) => cli::chat::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Perplexity(a) => cli::perplexity::run(a),
         Command::Tokenize(a) => cli::tokenize::run(a),

@@ -63,6 +63,13 @@ impl<'m, 'w> Session<'m, 'w> {
         })
     }
 
+    /// Forgets every token from `len` on, so that the next prefill continues there (a chat turn
+    /// that shares a prefix with what the cache holds).
+    pub fn rewind(&mut self, len: usize) {
+        self.tokens.truncate(len);
+        self.cache.truncate(len);
+    }
+
     /// Feeds `ids` in batches and returns the logits of the last one (`[n_vocab]`), or of every
     /// one (`[ids.len(), n_vocab]`) with [`Logits::All`].
     pub fn prefill(

@@ -1,6 +1,7 @@
 //! Subcommand implementations.
 
 pub mod bench;
+pub mod chat;
 pub mod common;
 pub mod info;
 pub mod perplexity;

@@ -270,7 +270,7 @@ fn verify_measures_the_quantization_error() {
             .enumerate()
             .map(|(i, t)| {
                 let ne: Vec<u64> = t.shape.iter().rev().copied().collect();
-                let fits = ne.len() > 1 && ne[0] % 32 == 0;
+                let fits = ne.len() > 1 && ne[0].is_multiple_of(32);
                 Planned {
                     name: t.name.clone(),
                     ne,

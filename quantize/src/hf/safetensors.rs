@@ -149,7 +149,7 @@ fn read_header(map: &[u8], path: &Path) -> Result<(usize, Metadata)> {
                 SafeTensorError::InvalidOffset(t) => {
                     format!("tensor `{t}` has data offsets that overlap or leave a gap")
                 }
-                other => format!("invalid header: {other:?}"),
+                other => format!("invalid header ({other:?})"),
             };
             Err(anyhow!("{file}: {what}{detail}"))
         }

@@ -39,4 +39,10 @@ pub trait Source: Sync {
 
     /// The size of the source on disk (for the summary).
     fn input_bytes(&self) -> u64;
+
+    /// Tensor `index` will not be read again: a memory-mapped source drops its pages, so that
+    /// resident memory does not grow with the size of the model.
+    fn release(&self, index: usize) {
+        let _ = index;
+    }
 }

@@ -105,6 +105,7 @@ fn fill_tensor(
             bar.inc(len as u64);
             row0 += n;
         }
+        source.release(part);
     }
     Ok(())
 }

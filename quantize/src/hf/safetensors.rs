@@ -287,6 +287,24 @@ impl Source for SafetensorsSource {
     fn input_bytes(&self) -> u64 {
         self.input_bytes
     }
+
+    #[cfg(unix)]
+    fn release(&self, index: usize) {
+        let t = &self.tensors[index];
+        let loc = self.locs[index];
+        let map = &self.shards[loc.shard].map;
+        // SAFETY: the map is a read-only private file mapping and no slice of this range is
+        // alive (rows were copied out as f32). MADV_DONTNEED only drops the resident pages; a
+        // later read faults them in again from the file. The advice is best effort: a failure
+        // costs memory, not correctness.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                loc.start,
+                t.nbytes as usize,
+            )
+        };
+    }
 }
 
 /// Little-endian elements to f32 (exact for all three types).

@@ -251,6 +251,18 @@ fn missing_expert_and_bad_config() {
     let err = convert_fails(dir.path());
     assert_mentions(&err, &["config.json"]);
 
+    // A vocabulary size that the embedding does not back is refused before anything is sized
+    // by it.
+    let config = TINY_CONFIG.replace(r#""vocab_size": 300"#, r#""vocab_size": 4000000000"#);
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let err = convert_fails(dir.path());
+    assert_mentions(&err, &["vocab_size 4000000000", "300 rows"]);
+
+    let config = TINY_CONFIG.replace(r#""num_hidden_layers": 2"#, r#""num_hidden_layers": 1"#);
+    std::fs::write(dir.path().join("config.json"), config).unwrap();
+    let err = convert_fails(dir.path());
+    assert_mentions(&err, &["layer 1", "1 layers"]);
+
     std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();
     let err = convert_fails(dir.path());
     assert_mentions(&err, &["config.json", "JSON"]);

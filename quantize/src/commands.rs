@@ -228,6 +228,19 @@ pub fn convert(args: &ConvertArgs) -> Result<()> {
     let mut plan = map_source(&source, &family.tensor_map, &params)?;
     let rules = rules_for(&args.output, ftype, &plan, &params);
     finish_plan(&mut plan, &rules)?;
+    // The vocabulary table is sized by the config: it must match the embedding rows, which
+    // the checkpoint's bytes back (no allocation sized by an unchecked number).
+    let embd_rows = plan
+        .iter()
+        .find(|p| p.name == "token_embd.weight")
+        .and_then(|p| p.ne.get(1).copied())
+        .ok_or_else(|| anyhow!("{}: no token embedding tensor", src.display()))?;
+    anyhow::ensure!(
+        embd_rows == u64::from(params.vocab_size),
+        "{}: vocab_size {} but the token embedding has {embd_rows} rows",
+        src.display(),
+        params.vocab_size
+    );
     let general = general_info(&dir_name, args.name.as_deref(), &count_params(&plan));
     let vocab = read_vocab(src, config_json.as_ref(), params.vocab_size)?;
     let metadata = build_metadata(&general, &params, &vocab, ftype)?;

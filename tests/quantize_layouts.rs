@@ -99,3 +99,58 @@ fn mistral_consolidated_equals_hf_layout() {
     // No explicit key length: head_dim equals dim / n_heads.
     assert!(md.get("llama.attention.key_length").is_none());
 }
+
+/// `tokenizer_config.json`'s chat template, special tokens and flags reach the metadata, in
+/// gguf-py's order: ids, then flags, then the template.
+#[test]
+fn chat_template_and_special_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    write_tiny_mixtral(dir.path());
+    let template =
+        "{{ bos_token }}{% for m in messages %}[INST] {{ m['content'] }} [/INST]{% endfor %}";
+    let tc = serde_json::json!({
+        "add_bos_token": true, "add_eos_token": false, "bos_token": "<s>", "eos_token": "</s>",
+        "pad_token": "</s>", "chat_template": template
+    });
+    std::fs::write(dir.path().join("tokenizer_config.json"), tc.to_string()).unwrap();
+    let out = dir.path().join("t.gguf");
+    convert(dir.path(), &out, &["--type", "f16"]).unwrap();
+    let g = GgufFile::open(&out).unwrap();
+    let md = g.metadata();
+    assert_eq!(md.string("tokenizer.chat_template").unwrap(), template);
+    assert_eq!(md.u32("tokenizer.ggml.bos_token_id").unwrap(), 1);
+    assert_eq!(md.u32("tokenizer.ggml.eos_token_id").unwrap(), 2);
+    assert_eq!(md.u32("tokenizer.ggml.padding_token_id").unwrap(), 2);
+    let keys: Vec<&str> = md
+        .entries()
+        .iter()
+        .map(|e| e.key.as_str())
+        .filter(|k| {
+            k.starts_with("tokenizer.")
+                && !k.starts_with("tokenizer.ggml.t")
+                && !k.starts_with("tokenizer.ggml.s")
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "tokenizer.ggml.model",
+            "tokenizer.ggml.pre",
+            "tokenizer.ggml.bos_token_id",
+            "tokenizer.ggml.eos_token_id",
+            "tokenizer.ggml.padding_token_id",
+            "tokenizer.ggml.add_bos_token",
+            "tokenizer.ggml.add_eos_token",
+            "tokenizer.chat_template",
+        ]
+    );
+    // tokenizer.json only: byte pieces are byte tokens, special added tokens control tokens.
+    let types = md
+        .array("tokenizer.ggml.token_type")
+        .unwrap()
+        .as_i32()
+        .unwrap()
+        .to_vec();
+    assert_eq!(&types[..5], &[3, 3, 3, 6, 6]);
+    assert_eq!(types[299], 1);
+}

@@ -289,10 +289,13 @@ impl Source for SafetensorsSource {
     }
 
     #[cfg(unix)]
-    fn release(&self, index: usize) {
+    fn release(&self, index: usize, row0: u64, rows: u64) {
         let t = &self.tensors[index];
         let loc = self.locs[index];
         let map = &self.shards[loc.shard].map;
+        let row_bytes = t.nbytes / t.n_rows().max(1);
+        let first = (row0 * row_bytes).min(t.nbytes) as usize;
+        let end = ((row0 + rows) * row_bytes).min(t.nbytes) as usize;
         // SAFETY: the map is a read-only private file mapping and no slice of this range is
         // alive (rows were copied out as f32). MADV_DONTNEED only drops the resident pages; a
         // later read faults them in again from the file. The advice is best effort: a failure
@@ -300,8 +303,8 @@ impl Source for SafetensorsSource {
         let _ = unsafe {
             map.unchecked_advise_range(
                 memmap2::UncheckedAdvice::DontNeed,
-                loc.start,
-                t.nbytes as usize,
+                loc.start + first,
+                end - first,
             )
         };
     }

@@ -12,7 +12,7 @@ use crate::output::{check_destination, check_written, print_plan, print_summary}
 use crate::params::requantized_metadata;
 use crate::params::{build_metadata, GeneralInfo, ModelParams};
 use crate::plan::{assign_types, map_source, quantize_order, Planned};
-use crate::rules::{ModelShape, TypeRules};
+use crate::rules::{is_quantizable, ModelShape, TypeRules};
 use crate::source::Source;
 use crate::synth::{SynthShape, SynthSource};
 use crate::verify::{print_report, verify};
@@ -278,6 +278,12 @@ fn convert_gguf(src: &Path, out: &Path, ftype: FileType, opts: &OutputArgs) -> R
         },
     };
     assign_types(&mut plan, &rules)?;
+    // llama-quantize copies the tensors it does not quantize (norms, router) as they are.
+    for p in plan.iter_mut() {
+        if !is_quantizable(&p.name, &p.ne) && !rules.kept(&p.name, &p.ne) {
+            p.ty = source.file.tensors()[p.parts[0]].ty();
+        }
+    }
     quantize_order(&mut plan);
     let metadata = requantized_metadata(md, ftype);
     run_plan(out, opts, &metadata, &plan, &source)

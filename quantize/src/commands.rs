@@ -12,7 +12,7 @@ use crate::output::{check_destination, check_written, print_plan, print_summary}
 use crate::params::requantized_metadata;
 use crate::params::{build_metadata, GeneralInfo, ModelParams};
 use crate::plan::{assign_types, map_source, quantize_order, Planned};
-use crate::rules::{ModelShape, TypeRules};
+use crate::rules::{is_quantizable, ModelShape, TypeRules};
 use crate::source::Source;
 use crate::synth::{SynthShape, SynthSource};
 use crate::verify::{print_report, verify};
@@ -228,6 +228,19 @@ pub fn convert(args: &ConvertArgs) -> Result<()> {
     let mut plan = map_source(&source, &family.tensor_map, &params)?;
     let rules = rules_for(&args.output, ftype, &plan, &params);
     finish_plan(&mut plan, &rules)?;
+    // The vocabulary table is sized by the config: it must match the embedding rows, which
+    // the checkpoint's bytes back (no allocation sized by an unchecked number).
+    let embd_rows = plan
+        .iter()
+        .find(|p| p.name == "token_embd.weight")
+        .and_then(|p| p.ne.get(1).copied())
+        .ok_or_else(|| anyhow!("{}: no token embedding tensor", src.display()))?;
+    anyhow::ensure!(
+        embd_rows == u64::from(params.vocab_size),
+        "{}: vocab_size {} but the token embedding has {embd_rows} rows",
+        src.display(),
+        params.vocab_size
+    );
     let general = general_info(&dir_name, args.name.as_deref(), &count_params(&plan));
     let vocab = read_vocab(src, config_json.as_ref(), params.vocab_size)?;
     let metadata = build_metadata(&general, &params, &vocab, ftype)?;
@@ -265,6 +278,12 @@ fn convert_gguf(src: &Path, out: &Path, ftype: FileType, opts: &OutputArgs) -> R
         },
     };
     assign_types(&mut plan, &rules)?;
+    // llama-quantize copies the tensors it does not quantize (norms, router) as they are.
+    for p in plan.iter_mut() {
+        if !is_quantizable(&p.name, &p.ne) && !rules.kept(&p.name, &p.ne) {
+            p.ty = source.file.tensors()[p.parts[0]].ty();
+        }
+    }
     quantize_order(&mut plan);
     let metadata = requantized_metadata(md, ftype);
     run_plan(out, opts, &metadata, &plan, &source)

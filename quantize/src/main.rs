@@ -11,11 +11,10 @@ fn main() -> Result<()> {
         Some(Command::Synth(a)) => a.output.threads,
         None => cli.convert.output.threads,
     };
-    if let Some(n) = threads {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n.max(1))
-            .build_global()
-            .context("starting the thread pool")?;
-    }
+    let n = threads.unwrap_or_else(tandem::machine::physical_cores);
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .build_global()
+        .context("starting the thread pool")?;
     commands::run(&cli)
 }

@@ -68,6 +68,14 @@ pub fn map_source(
         let Some(m) = map.map(&t.name)? else {
             continue;
         };
+        if let Some(l) = m.layer {
+            ensure!(
+                l < params.n_layer,
+                "tensor `{}`: layer {l}, but the config has {} layers",
+                t.name,
+                params.n_layer
+            );
+        }
         let permute_heads = map.permutation(&m.target).map(|h| match h {
             Heads::Query => params.n_head,
             Heads::KeyValue => params.n_head_kv(),

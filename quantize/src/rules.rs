@@ -77,8 +77,9 @@ fn layer_of(name: &str) -> Option<i64> {
     n.parse().ok()
 }
 
-/// Whether llama.cpp would quantize this tensor at all (otherwise it stays F32).
-fn is_quantizable(name: &str, ne: &[u64]) -> bool {
+/// Whether llama.cpp would quantize this tensor at all (otherwise it stays F32, or keeps its
+/// type when requantizing a GGUF file).
+pub fn is_quantizable(name: &str, ne: &[u64]) -> bool {
     ne.len() >= 2
         && name.ends_with("weight")
         && !name.contains("_norm.weight")
@@ -86,6 +87,11 @@ fn is_quantizable(name: &str, ne: &[u64]) -> bool {
 }
 
 impl TypeRules {
+    /// Whether a `--keep` pattern names this tensor (and applies to its shape).
+    pub fn kept(&self, name: &str, ne: &[u64]) -> bool {
+        ne.len() >= 2 && self.keep.iter().any(|k| k.pattern.is_match(name))
+    }
+
     /// The type for tensor `name` of shape `ne` (row length first).
     pub fn choose(&self, name: &str, ne: &[u64]) -> Result<GgmlType, String> {
         let row = ne.first().copied().unwrap_or(1);

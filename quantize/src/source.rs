@@ -39,4 +39,10 @@ pub trait Source: Sync {
 
     /// The size of the source on disk (for the summary).
     fn input_bytes(&self) -> u64;
+
+    /// Rows `row0..row0 + rows` of tensor `index` will not be read again: a memory-mapped
+    /// source drops their pages, so that resident memory does not grow with the model.
+    fn release(&self, index: usize, row0: u64, rows: u64) {
+        let _ = (index, row0, rows);
+    }
 }

@@ -96,6 +96,7 @@ fn fill_tensor(
             source
                 .read_rows(part, row0, values)
                 .with_context(|| format!("reading `{}`", src.name))?;
+            source.release(part, row0, n);
             if p.permute_heads.is_some() {
                 permute_qk_rows(values, row_len as usize, group as usize);
             }

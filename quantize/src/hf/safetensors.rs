@@ -149,7 +149,7 @@ fn read_header(map: &[u8], path: &Path) -> Result<(usize, Metadata)> {
                 SafeTensorError::InvalidOffset(t) => {
                     format!("tensor `{t}` has data offsets that overlap or leave a gap")
                 }
-                other => format!("invalid header: {other:?}"),
+                other => format!("invalid header ({other:?})"),
             };
             Err(anyhow!("{file}: {what}{detail}"))
         }
@@ -286,6 +286,27 @@ impl Source for SafetensorsSource {
 
     fn input_bytes(&self) -> u64 {
         self.input_bytes
+    }
+
+    #[cfg(unix)]
+    fn release(&self, index: usize, row0: u64, rows: u64) {
+        let t = &self.tensors[index];
+        let loc = self.locs[index];
+        let map = &self.shards[loc.shard].map;
+        let row_bytes = t.nbytes / t.n_rows().max(1);
+        let first = (row0 * row_bytes).min(t.nbytes) as usize;
+        let end = ((row0 + rows) * row_bytes).min(t.nbytes) as usize;
+        // SAFETY: the map is a read-only private file mapping and no slice of this range is
+        // alive (rows were copied out as f32). MADV_DONTNEED only drops the resident pages; a
+        // later read faults them in again from the file. The advice is best effort: a failure
+        // costs memory, not correctness.
+        let _ = unsafe {
+            map.unchecked_advise_range(
+                memmap2::UncheckedAdvice::DontNeed,
+                loc.start + first,
+                end - first,
+            )
+        };
     }
 }
 

@@ -26,7 +26,11 @@ fn matrix() -> Vec<f32> {
             let u = 1.0 - (next() >> 11) as f64 / (1u64 << 53) as f64; // (0, 1]
             let v = (next() >> 11) as f64 / (1u64 << 53) as f64;
             let n = (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos();
-            let outlier = if next() % 256 == 0 { 10.0 } else { 1.0 };
+            let outlier = if next().is_multiple_of(256) {
+                10.0
+            } else {
+                1.0
+            };
             (0.02 * n * outlier) as f32
         })
         .collect()

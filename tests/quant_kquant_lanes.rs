@@ -149,7 +149,7 @@ fn sub_block<const N: usize>(
 
 /// Eight sub-blocks: all of one kind, or each of a random kind.
 fn sub_blocks<const N: usize>(rng: &mut Rng, nmax: i32, negative_ties: bool) -> [[f32; N]; LANES] {
-    let same = rng.next_u64() % 4 == 0;
+    let same = rng.next_u64().is_multiple_of(4);
     let first = pick(rng, &KINDS);
     std::array::from_fn(|_| {
         let kind = if same { first } else { pick(rng, &KINDS) };

@@ -65,8 +65,8 @@ pub fn fit_affine_x8(
     for i in 1..AFFINE_SUB {
         min = x[i].cmp_lt(min).blend(x[i], min);
         max = x[i].cmp_gt(max).blend(x[i], max);
-        sum_w = sum_w + w[i];
-        sum_x = sum_x + w[i] * x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
     }
     min = min.cmp_gt(zero).blend(zero, min);
     // Lanes where the scalar code returns early with `(0, −min)` and all-zero quants.
@@ -87,7 +87,7 @@ pub fn fit_affine_x8(
         let q = quant(iscale * xm[i], lo, hi);
         best_l[i] = q;
         let diff = scale * q + min - x[i];
-        best_error = best_error + w[i] * (diff * diff);
+        best_error += w[i] * (diff * diff);
     }
 
     let mut laux = [zero; AFFINE_SUB];
@@ -99,9 +99,9 @@ pub fn fit_affine_x8(
             let q = quant(iscale * xm[i], lo, hi);
             laux[i] = q;
             let wl = w[i] * q;
-            sum_l = sum_l + wl;
-            sum_l2 = sum_l2 + wl * q;
-            sum_xl = sum_xl + wl * x[i];
+            sum_l += wl;
+            sum_l2 += wl * q;
+            sum_xl += wl * x[i];
         }
         let det = sum_w * sum_l2 - sum_l * sum_l;
         let solvable = det.cmp_gt(zero);
@@ -116,7 +116,7 @@ pub fn fit_affine_x8(
         let mut cur_error = zero;
         for i in 0..AFFINE_SUB {
             let diff = this_scale * laux[i] + this_min - x[i];
-            cur_error = cur_error + w[i] * (diff * diff);
+            cur_error += w[i] * (diff * diff);
         }
         let better = solvable & cur_error.cmp_lt(best_error);
         // Later grids rarely improve on earlier ones: skip the selects when no lane does.
@@ -186,8 +186,8 @@ pub fn fit_symmetric_x8(
         let (mut sumlx, mut suml2) = (zero, zero);
         for i in 0..SYMMETRIC_SUB {
             q[i] = quant(iscale * x[i], lo, hi);
-            sumlx = sumlx + wx[i] * q[i];
-            suml2 = suml2 + w[i] * q[i] * q[i];
+            sumlx += wx[i] * q[i];
+            suml2 += w[i] * q[i] * q[i];
         }
         (sumlx, suml2)
     };
@@ -229,4 +229,54 @@ pub fn fit_symmetric_x8(
         }
     }
     scales
+}
+
+/// The final requantization of a Q4_K / Q5_K sub-block with its stored scale `d` and min `m`,
+/// eight values at a time: value by value the scalar `nearest_int((x + m) / d).clamp(0, nmax)`.
+pub(crate) fn requantize_affine(
+    x: &[f32; AFFINE_SUB],
+    m: f32,
+    d: f32,
+    nmax: u8,
+    l: &mut [u8; AFFINE_SUB],
+) {
+    let (m, d) = (f32x8::splat(m), f32x8::splat(d));
+    let (lo, hi) = (f32x8::splat(0.0), f32x8::splat(nmax as f32));
+    for (xs, ls) in x
+        .as_chunks::<LANES>()
+        .0
+        .iter()
+        .zip(l.as_chunks_mut::<LANES>().0)
+    {
+        let q = quant((f32x8::new(*xs) + m) / d, lo, hi).to_array();
+        for (o, q) in ls.iter_mut().zip(q) {
+            *o = q as u8; // in 0..=nmax
+        }
+    }
+}
+
+/// The final requantization of a Q6_K sub-block with its stored scale `d`, eight values at a
+/// time: value by value the scalar `nearest_int(x / d).clamp(−nmax, nmax − 1) + nmax`.
+pub(crate) fn requantize_symmetric(
+    x: &[f32; SYMMETRIC_SUB],
+    d: f32,
+    nmax: i32,
+    l: &mut [u8; SYMMETRIC_SUB],
+) {
+    let d = f32x8::splat(d);
+    let (lo, hi) = (
+        f32x8::splat((-nmax) as f32),
+        f32x8::splat((nmax - 1) as f32),
+    );
+    for (xs, ls) in x
+        .as_chunks::<LANES>()
+        .0
+        .iter()
+        .zip(l.as_chunks_mut::<LANES>().0)
+    {
+        let q = quant(f32x8::new(*xs) / d, lo, hi).to_array();
+        for (o, q) in ls.iter_mut().zip(q) {
+            *o = (q as i32 + nmax) as u8; // in 0..2·nmax
+        }
+    }
 }

@@ -8,7 +8,7 @@
 //! in the same order, in f32, so that the chosen integers match llama.cpp's files; where GCC fused
 //! a multiply-add into an FMA the last bit of a sum can differ, which very rarely flips a choice.
 
-use super::kquant_lanes::{fit_affine_x8, LANES};
+use super::kquant_lanes::{fit_affine_x8, requantize_affine, LANES};
 use half::f16;
 
 /// Values per K-quant super-block.
@@ -20,7 +20,8 @@ pub const QK_K: usize = 256;
 pub enum ScaleSearch {
     /// One sub-block at a time: [`fit_affine`] and [`fit_symmetric`].
     Scalar,
-    /// Eight sub-blocks at once, one per SIMD lane (`kquant_lanes`). What `quantize` runs.
+    /// Eight sub-blocks at once, one per SIMD lane, and the final requantization eight values
+    /// at a time (`kquant_lanes`). What `quantize` runs.
     Lanes,
 }
 
@@ -239,7 +240,7 @@ pub(crate) struct AffineSuperBlock {
 /// The body of ggml's `quantize_row_q4_K_ref` / `quantize_row_q5_K_ref` for one super-block:
 /// fit each 32-value sub-block (errors weighted by `rms + |x|`), quantize the 8 scales and the 8
 /// mins to 6 bits against their maxima, round the two super-scales to f16, and requantize every
-/// value with the scales as stored. `search` picks the implementation of the sub-block fits.
+/// value with the scales as stored. `search` picks the scalar or the lane implementation.
 pub(crate) fn quantize_affine(
     x: &[f32; QK_K],
     s: AffineSearch,
@@ -299,8 +300,13 @@ pub(crate) fn quantize_affine(
             continue; // keeps the search's quants, as ggml does
         }
         let mj = dmin.to_f32() * lm[j] as f32;
-        for (q, &v) in lsub.iter_mut().zip(xs) {
-            *q = nearest_int((v + mj) / dj).clamp(0, nmax) as u8;
+        match search {
+            ScaleSearch::Scalar => {
+                for (q, &v) in lsub.iter_mut().zip(xs) {
+                    *q = nearest_int((v + mj) / dj).clamp(0, nmax) as u8;
+                }
+            }
+            ScaleSearch::Lanes => requantize_affine(xs, mj, dj, s.nmax, lsub),
         }
     }
     AffineSuperBlock {

@@ -52,8 +52,34 @@ pub fn fit_affine_x8(
     s: AffineSearch,
     l: &mut [[u8; AFFINE_SUB]; LANES],
 ) -> ([f32; LANES], [f32; LANES]) {
-    let x = transpose(x); // [AFFINE_SUB] vectors of [LANES]
-    let w = transpose(w);
+    fit_affine_lanes(&transpose(x), &transpose(w), s, l)
+}
+
+/// [`fit_affine_x8`] with ggml's Q4_K / Q5_K weights, computed in the lanes: each value's
+/// error is weighted by its sub-block's rms plus its own magnitude (the scalar
+/// `quantize_affine`'s weights, operation for operation).
+pub(crate) fn fit_affine_x8_rms_weighted(
+    x: &[[f32; AFFINE_SUB]; LANES],
+    s: AffineSearch,
+    l: &mut [[u8; AFFINE_SUB]; LANES],
+) -> ([f32; LANES], [f32; LANES]) {
+    let x = transpose(x);
+    let mut sum_x2 = f32x8::splat(0.0);
+    for &v in &x {
+        sum_x2 += v * v;
+    }
+    let av_x = (sum_x2 / f32x8::splat(AFFINE_SUB as f32)).sqrt();
+    let w = x.map(|v| av_x + v.abs());
+    fit_affine_lanes(&x, &w, s, l)
+}
+
+/// The affine search on transposed sub-blocks: `x[i]` and `w[i]` hold value `i` of every lane.
+fn fit_affine_lanes(
+    x: &[f32x8; AFFINE_SUB],
+    w: &[f32x8; AFFINE_SUB],
+    s: AffineSearch,
+    l: &mut [[u8; AFFINE_SUB]; LANES],
+) -> ([f32; LANES], [f32; LANES]) {
     let zero = f32x8::splat(0.0);
     let nmax = s.nmax as f32;
     let (lo, hi) = (zero, f32x8::splat(nmax));
@@ -229,54 +255,4 @@ pub fn fit_symmetric_x8(
         }
     }
     scales
-}
-
-/// The final requantization of a Q4_K / Q5_K sub-block with its stored scale `d` and min `m`,
-/// eight values at a time: value by value the scalar `nearest_int((x + m) / d).clamp(0, nmax)`.
-pub(crate) fn requantize_affine(
-    x: &[f32; AFFINE_SUB],
-    m: f32,
-    d: f32,
-    nmax: u8,
-    l: &mut [u8; AFFINE_SUB],
-) {
-    let (m, d) = (f32x8::splat(m), f32x8::splat(d));
-    let (lo, hi) = (f32x8::splat(0.0), f32x8::splat(nmax as f32));
-    for (xs, ls) in x
-        .as_chunks::<LANES>()
-        .0
-        .iter()
-        .zip(l.as_chunks_mut::<LANES>().0)
-    {
-        let q = quant((f32x8::new(*xs) + m) / d, lo, hi).to_array();
-        for (o, q) in ls.iter_mut().zip(q) {
-            *o = q as u8; // in 0..=nmax
-        }
-    }
-}
-
-/// The final requantization of a Q6_K sub-block with its stored scale `d`, eight values at a
-/// time: value by value the scalar `nearest_int(x / d).clamp(−nmax, nmax − 1) + nmax`.
-pub(crate) fn requantize_symmetric(
-    x: &[f32; SYMMETRIC_SUB],
-    d: f32,
-    nmax: i32,
-    l: &mut [u8; SYMMETRIC_SUB],
-) {
-    let d = f32x8::splat(d);
-    let (lo, hi) = (
-        f32x8::splat((-nmax) as f32),
-        f32x8::splat((nmax - 1) as f32),
-    );
-    for (xs, ls) in x
-        .as_chunks::<LANES>()
-        .0
-        .iter()
-        .zip(l.as_chunks_mut::<LANES>().0)
-    {
-        let q = quant(f32x8::new(*xs) / d, lo, hi).to_array();
-        for (o, q) in ls.iter_mut().zip(q) {
-            *o = (q as i32 + nmax) as u8; // in 0..2·nmax
-        }
-    }
 }

@@ -8,7 +8,7 @@
 //! in the same order, in f32, so that the chosen integers match llama.cpp's files; where GCC fused
 //! a multiply-add into an FMA the last bit of a sum can differ, which very rarely flips a choice.
 
-use super::kquant_lanes::{fit_affine_x8, requantize_affine, LANES};
+use super::kquant_lanes::{fit_affine_x8_rms_weighted, LANES};
 use half::f16;
 
 /// Values per K-quant super-block.
@@ -20,8 +20,7 @@ pub const QK_K: usize = 256;
 pub enum ScaleSearch {
     /// One sub-block at a time: [`fit_affine`] and [`fit_symmetric`].
     Scalar,
-    /// Eight sub-blocks at once, one per SIMD lane, and the final requantization eight values
-    /// at a time (`kquant_lanes`). What `quantize` runs.
+    /// Eight sub-blocks at once, one per SIMD lane (`kquant_lanes`). What `quantize` runs.
     Lanes,
 }
 
@@ -240,7 +239,7 @@ pub(crate) struct AffineSuperBlock {
 /// The body of ggml's `quantize_row_q4_K_ref` / `quantize_row_q5_K_ref` for one super-block:
 /// fit each 32-value sub-block (errors weighted by `rms + |x|`), quantize the 8 scales and the 8
 /// mins to 6 bits against their maxima, round the two super-scales to f16, and requantize every
-/// value with the scales as stored. `search` picks the scalar or the lane implementation.
+/// value with the scales as stored. `search` picks the implementation of the sub-block fits.
 pub(crate) fn quantize_affine(
     x: &[f32; QK_K],
     s: AffineSearch,
@@ -249,26 +248,24 @@ pub(crate) fn quantize_affine(
     const SUBS: usize = QK_K / AFFINE_SUB;
     const _: () = assert!(SUBS == LANES);
     let subs: &[[f32; AFFINE_SUB]; SUBS] = bytemuck::cast_ref(x);
-    let w: [[f32; AFFINE_SUB]; SUBS] = std::array::from_fn(|j| {
-        let xs = &subs[j];
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
-        }
-        let av_x = (sum_x2 / AFFINE_SUB as f32).sqrt();
-        std::array::from_fn(|i| av_x + xs[i].abs())
-    });
     let mut l = [[0u8; AFFINE_SUB]; SUBS];
     let (scales, mins) = match search {
         ScaleSearch::Scalar => {
             let mut scales = [0.0f32; SUBS];
             let mut mins = [0.0f32; SUBS];
             for j in 0..SUBS {
-                (scales[j], mins[j]) = fit_affine(&subs[j], &w[j], s, &mut l[j]);
+                let xs = &subs[j];
+                let mut sum_x2 = 0.0f32;
+                for &v in xs {
+                    sum_x2 += v * v;
+                }
+                let av_x = (sum_x2 / AFFINE_SUB as f32).sqrt();
+                let w: [f32; AFFINE_SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
+                (scales[j], mins[j]) = fit_affine(xs, &w, s, &mut l[j]);
             }
             (scales, mins)
         }
-        ScaleSearch::Lanes => fit_affine_x8(subs, &w, s, &mut l),
+        ScaleSearch::Lanes => fit_affine_x8_rms_weighted(subs, s, &mut l),
     };
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
@@ -300,13 +297,8 @@ pub(crate) fn quantize_affine(
             continue; // keeps the search's quants, as ggml does
         }
         let mj = dmin.to_f32() * lm[j] as f32;
-        match search {
-            ScaleSearch::Scalar => {
-                for (q, &v) in lsub.iter_mut().zip(xs) {
-                    *q = nearest_int((v + mj) / dj).clamp(0, nmax) as u8;
-                }
-            }
-            ScaleSearch::Lanes => requantize_affine(xs, mj, dj, s.nmax, lsub),
+        for (q, &v) in lsub.iter_mut().zip(xs) {
+            *q = nearest_int((v + mj) / dj).clamp(0, nmax) as u8;
         }
     }
     AffineSuperBlock {

@@ -6,7 +6,7 @@
 //! of `128h + 32 + l` and `128h + 96 + l`, and `qh[32h + l]` the top 2 bits of the four values
 //! `128h + 32k + l` at bits `2k`.
 
-use super::kquant_lanes::{fit_symmetric_x8, requantize_symmetric, LANES};
+use super::kquant_lanes::{fit_symmetric_x8, LANES};
 use super::kquant_search::{
     fit_symmetric, nearest_int, ScaleSearch, GROUP_MAX_EPS, QK_K, SYMMETRIC_SUB,
 };
@@ -145,13 +145,8 @@ fn quantize_block(x: &[f32; QK_K], y: &mut BlockQ6_K, search: ScaleSearch) {
         if dj == 0.0 {
             continue; // keeps the search's quants, as ggml does
         }
-        match search {
-            ScaleSearch::Scalar => {
-                for (q, &v) in lsub.iter_mut().zip(xs) {
-                    *q = (nearest_int(v / dj).clamp(-BIAS, BIAS - 1) + BIAS) as u8;
-                }
-            }
-            ScaleSearch::Lanes => requantize_symmetric(xs, dj, BIAS, lsub),
+        for (q, &v) in lsub.iter_mut().zip(xs) {
+            *q = (nearest_int(v / dj).clamp(-BIAS, BIAS - 1) + BIAS) as u8;
         }
     }
 

@@ -7,6 +7,9 @@
 //! squares for each, and keeps the fit with the smallest error. The same arithmetic is done here
 //! in the same order, in f32, so that the chosen integers match llama.cpp's files; where GCC fused
 //! a multiply-add into an FMA the last bit of a sum can differ, which very rarely flips a choice.
+//!
+//! [`fit_affine`] and [`fit_symmetric`] are the scalar references; the quantizers run the same
+//! searches eight sub-blocks at a time in `kquant_lanes`, which is bit-identical to them.
 
 use super::kquant_lanes::{fit_affine_x8_rms_weighted, LANES};
 use half::f16;

@@ -7,11 +7,25 @@
 //! squares for each, and keeps the fit with the smallest error. The same arithmetic is done here
 //! in the same order, in f32, so that the chosen integers match llama.cpp's files; where GCC fused
 //! a multiply-add into an FMA the last bit of a sum can differ, which very rarely flips a choice.
+//!
+//! [`fit_affine`] and [`fit_symmetric`] are the scalar references; the quantizers run the same
+//! searches eight sub-blocks at a time in `kquant_lanes`, which is bit-identical to them.
 
+use super::kquant_lanes::{fit_affine_x8_rms_weighted, LANES};
 use half::f16;
 
 /// Values per K-quant super-block.
 pub const QK_K: usize = 256;
+
+/// Which implementation of the sub-block scale searches a K-quant quantizer runs. Both write
+/// the same bytes: the lanes are tested against the scalar reference bit for bit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleSearch {
+    /// One sub-block at a time: [`fit_affine`] and [`fit_symmetric`].
+    Scalar,
+    /// Eight sub-blocks at once, one per SIMD lane (`kquant_lanes`). What `quantize` runs.
+    Lanes,
+}
 
 /// Round to nearest, ties to even, as ggml's `nearest_int`: adding 1.5·2^23 leaves the rounded
 /// integer in the low mantissa bits. Exact for |x| < 2^22; larger, infinite or NaN inputs give
@@ -25,7 +39,7 @@ pub(crate) fn nearest_int(x: f32) -> i32 {
 /// The grid-spacing search of one affine format: `nmax` is the largest quant, and the candidate
 /// inverse scales are `(rmin + rdelta·is + nmax) / (max − min)` for `is` in `0..=nstep`.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct AffineSearch {
+pub struct AffineSearch {
     pub nmax: u8,
     pub rmin: f32,
     pub rdelta: f32,
@@ -33,13 +47,13 @@ pub(crate) struct AffineSearch {
 }
 
 /// Values per sub-block of the affine K-quants (Q4_K, Q5_K).
-pub(crate) const AFFINE_SUB: usize = 32;
+pub const AFFINE_SUB: usize = 32;
 
 /// Fits a sub-block as `x ≈ scale·l − min` with `l` in `0..=nmax` (ggml's `make_qkx2_quants`
 /// with squared error). `w` weights each value's error. Writes the quants to `l` and returns
 /// `(scale, min)`; `min ≥ 0` (the offset is never positive, so a sub-block of positive values
 /// starts its grid at zero).
-pub(crate) fn fit_affine(
+pub fn fit_affine(
     x: &[f32; AFFINE_SUB],
     w: &[f32; AFFINE_SUB],
     s: AffineSearch,
@@ -117,7 +131,7 @@ pub(crate) fn fit_affine(
 }
 
 /// Values per sub-block of Q6_K.
-pub(crate) const SYMMETRIC_SUB: usize = 16;
+pub const SYMMETRIC_SUB: usize = 16;
 
 /// Below this largest magnitude a group counts as all zero (ggml's `GROUP_MAX_EPS`).
 pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
@@ -127,11 +141,7 @@ pub(crate) const GROUP_MAX_EPS: f32 = 1e-15;
 /// magnitude to `−nmax`, then tries 18 nearby spacings and keeps the one whose least-squares
 /// scale explains most of the weighted energy. Writes the biased quants to `l`; returns `scale`
 /// (which may be negative: the sign of the largest value is folded into it).
-pub(crate) fn fit_symmetric(
-    x: &[f32; SYMMETRIC_SUB],
-    nmax: i32,
-    l: &mut [u8; SYMMETRIC_SUB],
-) -> f32 {
+pub fn fit_symmetric(x: &[f32; SYMMETRIC_SUB], nmax: i32, l: &mut [u8; SYMMETRIC_SUB]) -> f32 {
     let mut max = 0.0f32;
     let mut amax = 0.0f32;
     for &v in x {
@@ -232,23 +242,37 @@ pub(crate) struct AffineSuperBlock {
 /// The body of ggml's `quantize_row_q4_K_ref` / `quantize_row_q5_K_ref` for one super-block:
 /// fit each 32-value sub-block (errors weighted by `rms + |x|`), quantize the 8 scales and the 8
 /// mins to 6 bits against their maxima, round the two super-scales to f16, and requantize every
-/// value with the scales as stored.
-pub(crate) fn quantize_affine(x: &[f32; QK_K], s: AffineSearch) -> AffineSuperBlock {
-    let mut l = [0u8; QK_K];
-    let mut scales = [0.0f32; 8];
-    let mut mins = [0.0f32; 8];
+/// value with the scales as stored. `search` picks the implementation of the sub-block fits.
+pub(crate) fn quantize_affine(
+    x: &[f32; QK_K],
+    s: AffineSearch,
+    search: ScaleSearch,
+) -> AffineSuperBlock {
+    const SUBS: usize = QK_K / AFFINE_SUB;
+    const _: () = assert!(SUBS == LANES);
+    let subs: &[[f32; AFFINE_SUB]; SUBS] = bytemuck::cast_ref(x);
+    let mut l = [[0u8; AFFINE_SUB]; SUBS];
+    let (scales, mins) = match search {
+        ScaleSearch::Scalar => {
+            let mut scales = [0.0f32; SUBS];
+            let mut mins = [0.0f32; SUBS];
+            for j in 0..SUBS {
+                let xs = &subs[j];
+                let mut sum_x2 = 0.0f32;
+                for &v in xs {
+                    sum_x2 += v * v;
+                }
+                let av_x = (sum_x2 / AFFINE_SUB as f32).sqrt();
+                let w: [f32; AFFINE_SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
+                (scales[j], mins[j]) = fit_affine(xs, &w, s, &mut l[j]);
+            }
+            (scales, mins)
+        }
+        ScaleSearch::Lanes => fit_affine_x8_rms_weighted(subs, s, &mut l),
+    };
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
-    let subs = x.as_chunks::<AFFINE_SUB>().0;
-    let lsubs = l.as_chunks_mut::<AFFINE_SUB>().0;
-    for (j, (xs, ls)) in subs.iter().zip(lsubs.iter_mut()).enumerate() {
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
-        }
-        let av_x = (sum_x2 / AFFINE_SUB as f32).sqrt();
-        let w: [f32; AFFINE_SUB] = std::array::from_fn(|i| av_x + xs[i].abs());
-        (scales[j], mins[j]) = fit_affine(xs, &w, s, ls);
+    for j in 0..SUBS {
         if scales[j] > max_scale {
             max_scale = scales[j];
         }
@@ -270,7 +294,7 @@ pub(crate) fn quantize_affine(x: &[f32; QK_K], s: AffineSearch) -> AffineSuperBl
     let dmin = f16::from_f32(max_min / 63.0);
 
     let nmax = s.nmax as i32;
-    for (j, (xs, lsub)) in subs.iter().zip(lsubs.iter_mut()).enumerate() {
+    for (j, (xs, lsub)) in subs.iter().zip(l.iter_mut()).enumerate() {
         let dj = d.to_f32() * ls[j] as f32;
         if dj == 0.0 {
             continue; // keeps the search's quants, as ggml does
@@ -284,7 +308,7 @@ pub(crate) fn quantize_affine(x: &[f32; QK_K], s: AffineSearch) -> AffineSuperBl
         d,
         dmin,
         scales: pack_scales_mins(&ls, &lm),
-        l,
+        l: bytemuck::cast(l),
     }
 }
 

@@ -9,6 +9,7 @@
 #![allow(non_camel_case_types)] // block names follow ggml: BlockQ4_0, BlockQ8_K, ...
 
 mod float;
+mod kquant_lanes;
 mod kquant_search;
 pub mod q4_0;
 pub mod q4_1;
@@ -22,7 +23,10 @@ mod q8_k;
 pub mod simd;
 mod types;
 
-pub use kquant_search::QK_K;
+pub use kquant_lanes::{fit_affine_x8, fit_symmetric_x8};
+pub use kquant_search::{
+    fit_affine, fit_symmetric, AffineSearch, ScaleSearch, AFFINE_SUB, QK_K, SYMMETRIC_SUB,
+};
 pub use q4_0::BlockQ4_0;
 pub use q4_1::BlockQ4_1;
 pub use q4_k::BlockQ4_K;

@@ -4,7 +4,7 @@
 //! `q` in `0..16` and 6-bit `sc_j`, `m_j`. Quants are packed per 64 values: byte `32c + l` holds
 //! value `64c + l` in its low nibble and value `64c + 32 + l` in its high nibble.
 
-use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, QK_K};
+use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, ScaleSearch, QK_K};
 use super::q8_k::BlockQ8_K;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
@@ -25,15 +25,32 @@ pub struct BlockQ4_K {
 
 const _: () = assert!(std::mem::size_of::<BlockQ4_K>() == 144);
 
-/// ggml's search parameters for Q4_K (`quantize_row_q4_K_ref`).
-const SEARCH: AffineSearch = AffineSearch {
-    nmax: 15,
-    rmin: -1.0,
-    rdelta: 0.1,
-    nstep: 20,
-};
-
 impl BlockQ4_K {
+    /// ggml's search parameters for Q4_K (`quantize_row_q4_K_ref`).
+    pub const SEARCH: AffineSearch = AffineSearch {
+        nmax: 15,
+        rmin: -1.0,
+        rdelta: 0.1,
+        nstep: 20,
+    };
+
+    /// [`Quantize::quantize`] with a choice of scale-search implementation. Both write the same
+    /// bytes; the scalar one is the reference that the lanes are tested and benchmarked against.
+    pub fn quantize_with(src: &[f32], out: &mut [Self], search: ScaleSearch) {
+        assert_eq!(src.len(), out.len() * QK_K, "Q4_K quantize: input length");
+        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
+            let b = quantize_affine(x, Self::SEARCH, search);
+            y.d = b.d;
+            y.dmin = b.dmin;
+            y.scales = b.scales;
+            for (c, q) in y.qs.chunks_exact_mut(32).enumerate() {
+                for (l, byte) in q.iter_mut().enumerate() {
+                    *byte = b.l[64 * c + l] | (b.l[64 * c + 32 + l] << 4);
+                }
+            }
+        }
+    }
+
     /// All 256 quants (each in `0..16`), in value order.
     fn quants(&self) -> [u8; QK_K] {
         let mut q = [0u8; QK_K];
@@ -57,18 +74,7 @@ impl Block for BlockQ4_K {
 impl Quantize for BlockQ4_K {
     /// ggml's `quantize_row_q4_K_ref` (no importance matrix).
     fn quantize(src: &[f32], out: &mut [Self]) {
-        assert_eq!(src.len(), out.len() * QK_K, "Q4_K quantize: input length");
-        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-            let b = quantize_affine(x, SEARCH);
-            y.d = b.d;
-            y.dmin = b.dmin;
-            y.scales = b.scales;
-            for (c, q) in y.qs.chunks_exact_mut(32).enumerate() {
-                for (l, byte) in q.iter_mut().enumerate() {
-                    *byte = b.l[64 * c + l] | (b.l[64 * c + 32 + l] << 4);
-                }
-            }
-        }
+        Self::quantize_with(src, out, ScaleSearch::Lanes);
     }
 
     fn dequantize(blocks: &[Self], out: &mut [f32]) {

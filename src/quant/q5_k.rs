@@ -3,7 +3,7 @@
 //! Like Q4_K (same 6-bit scales and mins, same nibble order), with `q` in `0..32`: the fifth bit
 //! of value `64c + l` is bit `2c` of `qh[l]`, and of value `64c + 32 + l` bit `2c + 1`.
 
-use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, QK_K};
+use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, ScaleSearch, QK_K};
 use super::q8_k::BlockQ8_K;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
@@ -26,15 +26,35 @@ pub struct BlockQ5_K {
 
 const _: () = assert!(std::mem::size_of::<BlockQ5_K>() == 176);
 
-/// ggml's search parameters for Q5_K (`quantize_row_q5_K_ref`).
-const SEARCH: AffineSearch = AffineSearch {
-    nmax: 31,
-    rmin: -0.5,
-    rdelta: 0.1,
-    nstep: 15,
-};
-
 impl BlockQ5_K {
+    /// ggml's search parameters for Q5_K (`quantize_row_q5_K_ref`).
+    pub const SEARCH: AffineSearch = AffineSearch {
+        nmax: 31,
+        rmin: -0.5,
+        rdelta: 0.1,
+        nstep: 15,
+    };
+
+    /// [`Quantize::quantize`] with a choice of scale-search implementation. Both write the same
+    /// bytes; the scalar one is the reference that the lanes are tested and benchmarked against.
+    pub fn quantize_with(src: &[f32], out: &mut [Self], search: ScaleSearch) {
+        assert_eq!(src.len(), out.len() * QK_K, "Q5_K quantize: input length");
+        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
+            let b = quantize_affine(x, Self::SEARCH, search);
+            y.d = b.d;
+            y.dmin = b.dmin;
+            y.scales = b.scales;
+            y.qh = [0; QK_K / 8];
+            for (c, q) in y.qs.chunks_exact_mut(32).enumerate() {
+                for (l, byte) in q.iter_mut().enumerate() {
+                    let (lo, hi) = (b.l[64 * c + l], b.l[64 * c + 32 + l]);
+                    *byte = (lo & 0xF) | ((hi & 0xF) << 4);
+                    y.qh[l] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
+                }
+            }
+        }
+    }
+
     /// All 256 quants (each in `0..32`), in value order.
     fn quants(&self) -> [u8; QK_K] {
         let mut q = [0u8; QK_K];
@@ -58,21 +78,7 @@ impl Block for BlockQ5_K {
 impl Quantize for BlockQ5_K {
     /// ggml's `quantize_row_q5_K_ref` (no importance matrix).
     fn quantize(src: &[f32], out: &mut [Self]) {
-        assert_eq!(src.len(), out.len() * QK_K, "Q5_K quantize: input length");
-        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-            let b = quantize_affine(x, SEARCH);
-            y.d = b.d;
-            y.dmin = b.dmin;
-            y.scales = b.scales;
-            y.qh = [0; QK_K / 8];
-            for (c, q) in y.qs.chunks_exact_mut(32).enumerate() {
-                for (l, byte) in q.iter_mut().enumerate() {
-                    let (lo, hi) = (b.l[64 * c + l], b.l[64 * c + 32 + l]);
-                    *byte = (lo & 0xF) | ((hi & 0xF) << 4);
-                    y.qh[l] |= ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1));
-                }
-            }
-        }
+        Self::quantize_with(src, out, ScaleSearch::Lanes);
     }
 
     fn dequantize(blocks: &[Self], out: &mut [f32]) {

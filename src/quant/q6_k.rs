@@ -6,7 +6,10 @@
 //! of `128h + 32 + l` and `128h + 96 + l`, and `qh[32h + l]` the top 2 bits of the four values
 //! `128h + 32k + l` at bits `2k`.
 
-use super::kquant_search::{fit_symmetric, nearest_int, GROUP_MAX_EPS, QK_K, SYMMETRIC_SUB};
+use super::kquant_lanes::{fit_symmetric_x8, LANES};
+use super::kquant_search::{
+    fit_symmetric, nearest_int, ScaleSearch, GROUP_MAX_EPS, QK_K, SYMMETRIC_SUB,
+};
 use super::q8_k::BlockQ8_K;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
@@ -31,6 +34,15 @@ const _: () = assert!(std::mem::size_of::<BlockQ6_K>() == 210);
 const BIAS: i32 = 32;
 
 impl BlockQ6_K {
+    /// [`Quantize::quantize`] with a choice of scale-search implementation. Both write the same
+    /// bytes; the scalar one is the reference that the lanes are tested and benchmarked against.
+    pub fn quantize_with(src: &[f32], out: &mut [Self], search: ScaleSearch) {
+        assert_eq!(src.len(), out.len() * QK_K, "Q6_K quantize: input length");
+        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
+            quantize_block(x, y, search);
+        }
+    }
+
     /// All 256 biased quants (each in `0..64`), in value order.
     fn quants(&self) -> [u8; QK_K] {
         let mut q = [0u8; QK_K];
@@ -61,10 +73,7 @@ impl Block for BlockQ6_K {
 impl Quantize for BlockQ6_K {
     /// ggml's `quantize_row_q6_K_ref` (no importance matrix).
     fn quantize(src: &[f32], out: &mut [Self]) {
-        assert_eq!(src.len(), out.len() * QK_K, "Q6_K quantize: input length");
-        for (x, y) in src.as_chunks::<QK_K>().0.iter().zip(out) {
-            quantize_block(x, y);
-        }
+        Self::quantize_with(src, out, ScaleSearch::Lanes);
     }
 
     fn dequantize(blocks: &[Self], out: &mut [f32]) {
@@ -90,18 +99,33 @@ impl Quantize for BlockQ6_K {
     }
 }
 
-fn quantize_block(x: &[f32; QK_K], y: &mut BlockQ6_K) {
-    let mut l = [0u8; QK_K];
-    let mut scales = [0.0f32; QK_K / SYMMETRIC_SUB];
+fn quantize_block(x: &[f32; QK_K], y: &mut BlockQ6_K, search: ScaleSearch) {
+    const SUBS: usize = QK_K / SYMMETRIC_SUB;
+    let subs: &[[f32; SYMMETRIC_SUB]; SUBS] = bytemuck::cast_ref(x);
+    let mut l = [[0u8; SYMMETRIC_SUB]; SUBS];
+    let mut scales = [0.0f32; SUBS];
+    match search {
+        ScaleSearch::Scalar => {
+            for j in 0..SUBS {
+                scales[j] = fit_symmetric(&subs[j], BIAS, &mut l[j]);
+            }
+        }
+        ScaleSearch::Lanes => {
+            // Two passes of eight sub-blocks.
+            let halves: &[[[f32; SYMMETRIC_SUB]; LANES]; 2] = bytemuck::cast_ref(subs);
+            let lhalves: &mut [[[u8; SYMMETRIC_SUB]; LANES]; 2] = bytemuck::cast_mut(&mut l);
+            let shalves: &mut [[f32; LANES]; 2] = bytemuck::cast_mut(&mut scales);
+            for ((xs, ls), sc) in halves.iter().zip(lhalves).zip(shalves) {
+                *sc = fit_symmetric_x8(xs, BIAS, ls);
+            }
+        }
+    }
     let mut max_scale = 0.0f32;
     let mut max_abs_scale = 0.0f32;
-    let subs = x.as_chunks::<SYMMETRIC_SUB>().0;
-    let lsubs = l.as_chunks_mut::<SYMMETRIC_SUB>().0;
-    for (j, (xs, ls)) in subs.iter().zip(lsubs.iter_mut()).enumerate() {
-        scales[j] = fit_symmetric(xs, BIAS, ls);
-        if scales[j].abs() > max_abs_scale {
-            max_abs_scale = scales[j].abs();
-            max_scale = scales[j];
+    for &s in &scales {
+        if s.abs() > max_abs_scale {
+            max_abs_scale = s.abs();
+            max_scale = s;
         }
     }
     if max_abs_scale < GROUP_MAX_EPS {
@@ -116,7 +140,7 @@ fn quantize_block(x: &[f32; QK_K], y: &mut BlockQ6_K) {
         *s = nearest_int(iscale * v).min(127) as i8;
     }
     // Requantize every value with the scales as stored.
-    for (j, (xs, lsub)) in subs.iter().zip(lsubs.iter_mut()).enumerate() {
+    for (j, (xs, lsub)) in subs.iter().zip(l.iter_mut()).enumerate() {
         let dj = y.d.to_f32() * y.scales[j] as f32;
         if dj == 0.0 {
             continue; // keeps the search's quants, as ggml does
@@ -126,6 +150,7 @@ fn quantize_block(x: &[f32; QK_K], y: &mut BlockQ6_K) {
         }
     }
 
+    let l: [u8; QK_K] = bytemuck::cast(l);
     for h in 0..2 {
         for i in 0..32 {
             let q = |k: usize| l[128 * h + 32 * k + i];

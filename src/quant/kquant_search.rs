@@ -12,6 +12,7 @@
 //! searches eight sub-blocks at a time in `kquant_lanes`, which is bit-identical to them.
 
 use super::kquant_lanes::{fit_affine_x8_rms_weighted, LANES};
+use super::q8_k::BlockQ8_K;
 use half::f16;
 
 /// Values per K-quant super-block.
@@ -310,6 +311,50 @@ pub(crate) fn quantize_affine(
         scales: pack_scales_mins(&ls, &lm),
         l: bytemuck::cast(l),
     }
+}
+
+/// Dequantizes one Q4_K/Q5_K super-block from its unpacked quants (`q: [256]`, `out: [256]`):
+/// `x = d·sc_j·q − dmin·m_j` per sub-block `j`, as gguf-py computes it.
+pub(crate) fn dequantize_affine(
+    d: f16,
+    dmin: f16,
+    scales: &[u8; 12],
+    q: &[u8; QK_K],
+    out: &mut [f32],
+) {
+    let (sc, mn) = unpack_scales_mins(scales);
+    let (d, dmin) = (d.to_f32(), dmin.to_f32());
+    for (j, (ys, qs)) in out.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
+        let dj = d * sc[j] as f32;
+        let mj = dmin * mn[j] as f32;
+        for (v, &q) in ys.iter_mut().zip(qs) {
+            *v = dj * q as f32 - mj;
+        }
+    }
+}
+
+/// The scalar dot of one Q4_K/Q5_K super-block (unpacked quants `q`) with a Q8_K block: in
+/// exact integers `Σ_j sc_j·Σ q·y` and `Σ_j m_j·Σ y` (the latter from the activation's
+/// `bsums`), then `d·dy·first − dmin·dy·second` in f32.
+pub(crate) fn dot_affine(
+    d: f16,
+    dmin: f16,
+    scales: &[u8; 12],
+    q: &[u8; QK_K],
+    a: &BlockQ8_K,
+) -> f32 {
+    let (sc, mn) = unpack_scales_mins(scales);
+    let mut qdot = 0i32;
+    for ((&s, qs), ys) in sc.iter().zip(q.chunks_exact(32)).zip(a.qs.chunks_exact(32)) {
+        let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
+        qdot += s as i32 * dot;
+    }
+    let mdot: i32 = (0..8)
+        .map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32))
+        .sum();
+    let dy = a.d * d.to_f32();
+    let dminy = a.d * dmin.to_f32();
+    dy * qdot as f32 - dminy * mdot as f32
 }
 
 #[cfg(test)]

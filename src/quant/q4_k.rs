@@ -4,7 +4,9 @@
 //! `q` in `0..16` and 6-bit `sc_j`, `m_j`. Quants are packed per 64 values: byte `32c + l` holds
 //! value `64c + l` in its low nibble and value `64c + 32 + l` in its high nibble.
 
-use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, ScaleSearch, QK_K};
+use super::kquant_search::{
+    dequantize_affine, dot_affine, quantize_affine, AffineSearch, ScaleSearch, QK_K,
+};
 use super::q8_k::BlockQ8_K;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
@@ -84,16 +86,7 @@ impl Quantize for BlockQ4_K {
             "Q4_K dequantize: output length"
         );
         for (b, y) in blocks.iter().zip(out.chunks_exact_mut(QK_K)) {
-            let (sc, mn) = unpack_scales_mins(&b.scales);
-            let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
-            let q = b.quants();
-            for (j, (ys, qs)) in y.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
-                let dj = d * sc[j] as f32;
-                let mj = dmin * mn[j] as f32;
-                for (v, &q) in ys.iter_mut().zip(qs) {
-                    *v = dj * q as f32 - mj;
-                }
-            }
+            dequantize_affine(b.d, b.dmin, &b.scales, &b.quants(), y);
         }
     }
 }
@@ -105,22 +98,9 @@ impl DotWith for BlockQ4_K {
     /// activation's `bsums`); then `d·dy·first − dmin·dy·second`, summed over blocks in f32.
     fn dot_scalar(w: &[Self], x: &[BlockQ8_K]) -> f32 {
         assert_eq!(w.len(), x.len(), "Q4_K dot: rows differ in length");
-        let mut sum = 0.0f32;
-        for (b, a) in w.iter().zip(x) {
-            let (sc, mn) = unpack_scales_mins(&b.scales);
-            let q = b.quants();
-            let mut qdot = 0i32;
-            for ((&s, qs), ys) in sc.iter().zip(q.chunks_exact(32)).zip(a.qs.chunks_exact(32)) {
-                let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
-                qdot += s as i32 * dot;
-            }
-            let mdot: i32 = (0..8)
-                .map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32))
-                .sum();
-            let d = a.d * b.d.to_f32();
-            let dmin = a.d * b.dmin.to_f32();
-            sum += d * qdot as f32 - dmin * mdot as f32;
-        }
-        sum
+        w.iter()
+            .zip(x)
+            .map(|(b, a)| dot_affine(b.d, b.dmin, &b.scales, &b.quants(), a))
+            .sum()
     }
 }

@@ -3,7 +3,9 @@
 //! Like Q4_K (same 6-bit scales and mins, same nibble order), with `q` in `0..32`: the fifth bit
 //! of value `64c + l` is bit `2c` of `qh[l]`, and of value `64c + 32 + l` bit `2c + 1`.
 
-use super::kquant_search::{quantize_affine, unpack_scales_mins, AffineSearch, ScaleSearch, QK_K};
+use super::kquant_search::{
+    dequantize_affine, dot_affine, quantize_affine, AffineSearch, ScaleSearch, QK_K,
+};
 use super::q8_k::BlockQ8_K;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
@@ -88,16 +90,7 @@ impl Quantize for BlockQ5_K {
             "Q5_K dequantize: output length"
         );
         for (b, y) in blocks.iter().zip(out.chunks_exact_mut(QK_K)) {
-            let (sc, mn) = unpack_scales_mins(&b.scales);
-            let (d, dmin) = (b.d.to_f32(), b.dmin.to_f32());
-            let q = b.quants();
-            for (j, (ys, qs)) in y.chunks_exact_mut(32).zip(q.chunks_exact(32)).enumerate() {
-                let dj = d * sc[j] as f32;
-                let mj = dmin * mn[j] as f32;
-                for (v, &q) in ys.iter_mut().zip(qs) {
-                    *v = dj * q as f32 - mj;
-                }
-            }
+            dequantize_affine(b.d, b.dmin, &b.scales, &b.quants(), y);
         }
     }
 }
@@ -108,22 +101,9 @@ impl DotWith for BlockQ5_K {
     /// As Q4_K's: exact integer sums per block, then `d·dy·Σ sc·q·y − dmin·dy·Σ m·y` in f32.
     fn dot_scalar(w: &[Self], x: &[BlockQ8_K]) -> f32 {
         assert_eq!(w.len(), x.len(), "Q5_K dot: rows differ in length");
-        let mut sum = 0.0f32;
-        for (b, a) in w.iter().zip(x) {
-            let (sc, mn) = unpack_scales_mins(&b.scales);
-            let q = b.quants();
-            let mut qdot = 0i32;
-            for ((&s, qs), ys) in sc.iter().zip(q.chunks_exact(32)).zip(a.qs.chunks_exact(32)) {
-                let dot: i32 = qs.iter().zip(ys).map(|(&q, &y)| q as i32 * y as i32).sum();
-                qdot += s as i32 * dot;
-            }
-            let mdot: i32 = (0..8)
-                .map(|j| mn[j] as i32 * (a.bsums[2 * j] as i32 + a.bsums[2 * j + 1] as i32))
-                .sum();
-            let d = a.d * b.d.to_f32();
-            let dmin = a.d * b.dmin.to_f32();
-            sum += d * qdot as f32 - dmin * mdot as f32;
-        }
-        sum
+        w.iter()
+            .zip(x)
+            .map(|(b, a)| dot_affine(b.d, b.dmin, &b.scales, &b.quants(), a))
+            .sum()
     }
 }

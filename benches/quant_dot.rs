@@ -1,7 +1,9 @@
 //! Dot-product kernels per weight format and instruction set, in GB/s of weight bytes read.
 //!
 //! The operands are one 4096-value row (Mixtral's d_model) and stay in L1, so this measures the
-//! kernels' arithmetic throughput; `benches/matvec.rs` measures them against DRAM.
+//! kernels' arithmetic throughput; `benches/matvec.rs` measures them against DRAM. Grouped
+//! kernels are timed on their decode tile (4 weight rows × 1 activation row) and prefill tile
+//! (2 × 4); the GB/s are of weight bytes, so the prefill tile does 4× the products per byte.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::time::Duration;
@@ -28,6 +30,30 @@ fn bench_format<W: SimdDot>(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::from_parameter(isa.name()), &(), |b, _| {
             b.iter(|| dot(std::hint::black_box(&w), std::hint::black_box(&x)))
         });
+        let Some(grouped) = simd::grouped::grouped::<W>(isa) else {
+            continue;
+        };
+        let prepared = vec![(grouped.prepare)(&x); 4];
+        // (weight rows, activation rows): one pair, decode's tile, prefill's tile.
+        for (rows, acts) in [(1, 1), (4, 1), (2, 4)] {
+            let w_rows = w.repeat(rows);
+            let mut out = vec![0.0f32; rows * acts];
+            let id = BenchmarkId::new(format!("grouped-{rows}x{acts}"), isa.name());
+            group.throughput(Throughput::Bytes(
+                std::mem::size_of_val(w_rows.as_slice()) as u64
+            ));
+            group.bench_with_input(id, &(), |b, _| {
+                b.iter(|| {
+                    (grouped.dot)(
+                        std::hint::black_box(&w_rows),
+                        rows,
+                        std::hint::black_box(&prepared[..acts]),
+                        &mut out,
+                    )
+                })
+            });
+        }
+        group.throughput(Throughput::Bytes(std::mem::size_of_val(w.as_slice()) as u64));
     }
     group.finish();
 }

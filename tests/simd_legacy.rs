@@ -13,6 +13,7 @@
 //! (the saturation or sign bugs these kernels avoid) is far larger than that.
 
 use half::{bf16, f16};
+use tandem::quant::simd::grouped::{grouped, GROUP, MAX_ACTS, MAX_PAIRS, MAX_WEIGHT_ROWS};
 use tandem::quant::simd::legacy::quantize_q8_0_fn;
 use tandem::quant::simd::{available, dot_fn, Isa, SimdDot};
 use tandem::quant::{
@@ -312,6 +313,157 @@ fn f16_kernels_match_scalar() {
 #[test]
 fn bf16_kernels_match_scalar() {
     check_float_format::<bf16>(8);
+}
+
+/// The grouped kernels (1..=4 weight rows against 1..=4 prepared activation rows) against the
+/// scalar reference. They split each block's exact integer sum over `lanes` i32 lanes (4 for
+/// Q4_0, 8 for Q8_0), each scaled and added on its own: `lanes` f32 terms per block instead of
+/// one, so the bound of the header becomes (k_scalar + k_grouped + 16)·u·T with
+/// k_grouped = lanes·k.
+fn check_grouped<W>(
+    seed: u64,
+    lanes: usize,
+    must_have: &[Isa],
+    raw: impl Fn(&mut Rng, usize) -> Vec<W>,
+) where
+    W: SimdDot<Act = BlockQ8_0> + Magnitude + Default + Copy,
+{
+    let mut rng = Rng(seed);
+    let mut checks = 0;
+    for isa in available() {
+        let Some(kernel) = grouped::<W>(isa) else {
+            assert!(
+                !must_have.contains(&isa),
+                "{} has no grouped {} kernel",
+                std::any::type_name::<W>(),
+                isa.name()
+            );
+            continue;
+        };
+        for groups in [1, 2, 3, 16, 56] {
+            let n = groups * GROUP;
+            // Weight rows alternate realistic and random bytes.
+            let w_rows: Vec<Vec<W>> = (0..MAX_WEIGHT_ROWS)
+                .map(|r| {
+                    if r % 2 == 0 {
+                        quantized::<W>(&weights_f32(&mut rng, n * 32))
+                    } else {
+                        raw(&mut rng, n)
+                    }
+                })
+                .collect();
+            let mut acts = act_rows(&mut rng, n);
+            acts.push(quantized::<BlockQ8_0>(&acts_f32(&mut rng, n * 32)));
+            let prepared: Vec<_> = acts.iter().map(|x| (kernel.prepare)(x)).collect();
+            for rows in 1..=MAX_WEIGHT_ROWS {
+                let w = w_rows[..rows].concat();
+                for n_acts in (1..=MAX_ACTS).filter(|a| a * rows <= MAX_PAIRS) {
+                    let mut got = vec![0.0f32; rows * n_acts];
+                    (kernel.dot)(&w, rows, &prepared[..n_acts], &mut got);
+                    for (i, &got) in got.iter().enumerate() {
+                        let (r, t) = (i / n_acts, i % n_acts);
+                        let (w, x) = (&w_rows[r], &acts[t]);
+                        let want = W::dot_scalar(w, x);
+                        let (mag, k) = W::magnitude(w, x);
+                        let tol = ((1 + lanes) * k + 16) as f64 * 2f64.powi(-24) * mag;
+                        assert!(
+                            ((got - want) as f64).abs() <= tol,
+                            "{} grouped on {}, {n} blocks, {rows}x{n_acts} tile, ({r}, {t}): \
+                             {got} vs scalar {want}, tolerance {tol:e}",
+                            std::any::type_name::<W>(),
+                            isa.name()
+                        );
+                        checks += 1;
+                    }
+                }
+            }
+        }
+    }
+    if must_have.iter().any(|i| available().contains(i)) {
+        assert!(checks > 0);
+    }
+}
+
+/// x86 CPUs with these instruction sets must get the grouped kernels (no silent fallback).
+fn x86_isas(list: &[Isa]) -> Vec<Isa> {
+    if cfg!(target_arch = "x86_64") {
+        list.to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+#[test]
+fn grouped_q4_0_matches_scalar() {
+    let must = x86_isas(&[Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]);
+    check_grouped::<BlockQ4_0>(10, 4, &must, |r, n| {
+        raw_blocks(r, n, |b: &mut BlockQ4_0, r| b.d = r.scale())
+    });
+}
+
+#[test]
+fn grouped_q8_0_matches_scalar() {
+    check_grouped::<BlockQ8_0>(11, 8, &x86_isas(&[Isa::Avx512Vnni]), raw_q8_0);
+}
+
+/// A call that must panic.
+type BadCall<'a> = dyn Fn() + std::panic::RefUnwindSafe + 'a;
+
+#[test]
+fn grouped_kernels_reject_bad_calls() {
+    let x = vec![BlockQ8_0::default(); 2 * GROUP];
+    for isa in available() {
+        let Some(k) = grouped::<BlockQ4_0>(isa) else {
+            continue;
+        };
+        let p = (k.prepare)(&x);
+        let w = vec![BlockQ4_0::default(); GROUP]; // one group against two
+        let calls: [(&str, Box<BadCall>); 5] = [
+            (
+                "group count",
+                Box::new(|| (k.dot)(&w, 1, std::slice::from_ref(&p), &mut [0.0])),
+            ),
+            (
+                "no activation rows",
+                Box::new(|| (k.dot)(&w, 1, &[], &mut [])),
+            ),
+            (
+                "4x4 tile",
+                Box::new(|| {
+                    let ps = vec![(k.prepare)(&x[..GROUP]); 4];
+                    (k.dot)(
+                        &[w.clone(), w.clone(), w.clone(), w.clone()].concat(),
+                        4,
+                        &ps,
+                        &mut [0.0; 16],
+                    )
+                }),
+            ),
+            (
+                "rows not dividing the blocks",
+                Box::new(|| {
+                    let ps = vec![(k.prepare)(&x[..GROUP]); 1];
+                    (k.dot)(
+                        &[w.clone(), w.clone(), w.clone()].concat(),
+                        2,
+                        &ps,
+                        &mut [0.0; 2],
+                    )
+                }),
+            ),
+            (
+                "partial group",
+                Box::new(|| drop((k.prepare)(&x[..GROUP + 1]))),
+            ),
+        ];
+        for (what, call) in calls {
+            assert!(
+                std::panic::catch_unwind(&call).is_err(),
+                "{}: no panic on {what}",
+                isa.name()
+            );
+        }
+    }
 }
 
 #[test]

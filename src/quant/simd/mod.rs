@@ -13,6 +13,7 @@ use super::q8_k::BlockQ8_K;
 use super::{DotWith, Quantize};
 use std::sync::OnceLock;
 
+pub mod grouped;
 pub mod kquant;
 pub mod legacy;
 
@@ -119,6 +120,11 @@ pub trait SimdDot: DotWith {
     /// Callers must only ask for an `isa` listed by [`available`]: the returned function calls
     /// `#[target_feature]` code without checking again.
     fn kernel(isa: Isa) -> Option<DotFn<Self>>;
+
+    /// This format's grouped kernel for `isa` (see [`grouped`]), under the same rule.
+    fn grouped(_isa: Isa) -> Option<grouped::Grouped<Self>> {
+        None
+    }
 }
 
 /// An activation format with a fast row quantizer (activations are quantized once per matmul

@@ -8,12 +8,15 @@
 //! `kernel` checks the CPU features itself before it hands out a function, so every function
 //! pointer it returns is sound to call on this CPU.
 
+use super::grouped::{self, Grouped};
 use super::{DotFn, Isa, SimdDot};
 use crate::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0};
 use half::{bf16, f16};
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub(super) use avx2::hsum;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 #[cfg(target_arch = "aarch64")]
@@ -114,8 +117,11 @@ impl Nibbles for BlockQ5_1 {
 /// Each arm checks the features its kernels were compiled for.
 macro_rules! simd_dot {
     ($ty:ty, avx2: $avx2:expr, avx512: $avx512:expr, vnni: $vnni:expr,
-     neon: $neon:expr, neon_dotprod: $neon_dot:expr $(,)?) => {
+     neon: $neon:expr, neon_dotprod: $neon_dot:expr $(, grouped: $grouped:expr)? $(,)?) => {
         impl SimdDot for $ty {
+            $(fn grouped(isa: Isa) -> Option<Grouped<Self>> {
+                $grouped(isa)
+            })?
             fn kernel(isa: Isa) -> Option<DotFn<Self>> {
                 match isa {
                     #[cfg(target_arch = "x86_64")]
@@ -147,13 +153,14 @@ simd_dot!(bf16,
 // Q8_0 · Q8_0 is signed × signed: VNNI's unsigned × signed `vpdpbusd` does not fit it exactly.
 simd_dot!(BlockQ8_0,
     avx2: Some(avx2::dot_q8_0), avx512: Some(avx512::dot_q8_0), vnni: None,
-    neon: Some(neon::dot_q8_0), neon_dotprod: Some(neon::dot_q8_0_dotprod));
+    neon: Some(neon::dot_q8_0), neon_dotprod: Some(neon::dot_q8_0_dotprod), grouped: grouped::q8_0);
 simd_dot!(BlockQ4_0,
     avx2: Some(avx2::dot_nibbles::<BlockQ4_0>),
     avx512: Some(avx512::dot_nibbles::<BlockQ4_0>),
     vnni: Some(avx512::dot_nibbles_vnni::<BlockQ4_0>),
     neon: Some(neon::dot_nibbles::<BlockQ4_0>),
-    neon_dotprod: Some(neon::dot_nibbles_dotprod::<BlockQ4_0>));
+    neon_dotprod: Some(neon::dot_nibbles_dotprod::<BlockQ4_0>),
+    grouped: grouped::q4_0);
 simd_dot!(BlockQ4_1,
     avx2: Some(avx2::dot_nibbles::<BlockQ4_1>),
     avx512: Some(avx512::dot_nibbles::<BlockQ4_1>),

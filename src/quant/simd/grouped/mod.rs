@@ -1,0 +1,211 @@
+//! Grouped kernels: a weight row dotted with 1–4 prepared activation rows, 8 blocks per step.
+//!
+//! The per-block kernels redo, for every weight block, work that depends only on the
+//! activations: the offset term of Q4_0 (`Σ 8·y`), the f16 → f32 conversion of the activation
+//! scale, the broadcast of one scale product. Decoding on a few cores is bound by exactly those
+//! instructions, not by memory. Here each activation row is *prepared* once per matmul:
+//!
+//! - its bytes are laid out the way the kernel consumes the weight bytes (for Q4_0: the low
+//!   halves of 4 blocks, then their high halves, matching the low and high nibbles of `qs`),
+//! - the offset term is folded into i32 lane initialisers, so `vpdpbusd` on the raw unsigned
+//!   codes lands on the exact signed sum,
+//! - its block scales are widened to f32 once.
+//!
+//! The kernel then reads 8 blocks of each of up to [`MAX_WEIGHT_ROWS`] weight rows in place (no
+//! repacking: the weights stay in the mmap), pulls their 8 f16 scales out with one permute and
+//! converts them in one instruction, and dots the unpacked codes with up to [`MAX_ACTS`]
+//! activation rows. Several weight rows share each activation load (decode: the activation row
+//! would otherwise be read from cache once per weight row, more bytes than the weights); several
+//! activation rows share each weight unpacking (prefill).
+//!
+//! Integer sums are exact, as in the per-block kernels; each block's sum is split over 4 (Q4_0)
+//! or 8 (Q8_0) lanes that are scaled separately, so the result differs from the scalar reference
+//! only in f32 rounding and addition order (see tests/simd_grouped.rs for the bound).
+
+use super::{Isa, SimdDot};
+use crate::quant::{BlockQ4_0, BlockQ8_0, DotWith};
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+/// Weight blocks per kernel step; a row must hold a whole number of groups.
+pub const GROUP: usize = 8;
+
+/// The most weight rows one kernel call takes.
+pub const MAX_WEIGHT_ROWS: usize = 4;
+/// The most activation rows one kernel call takes.
+pub const MAX_ACTS: usize = 4;
+/// The most (weight row, activation row) pairs one call takes: each has two f32 accumulators,
+/// which must stay in registers.
+pub const MAX_PAIRS: usize = 8;
+
+/// One activation row in a grouped kernel's layout. `G` groups of [`GROUP`] blocks.
+#[derive(Clone, Debug, Default)]
+pub struct Prepared {
+    /// `[G, 256]`: the activation codes, in the order the format's kernel reads them.
+    ys: Vec<i8>,
+    /// `[G, lanes]`: i32 lane initialisers, minus the offset term of each lane's values (4 lanes
+    /// per block for Q4_0, 8 for Q8_0, as the kernels split the blocks).
+    init: Vec<i32>,
+    /// `[G, 8]`: the activation block scales as f32.
+    dx: Vec<f32>,
+}
+
+impl Prepared {
+    /// Groups of [`GROUP`] blocks in the row.
+    pub fn groups(&self) -> usize {
+        self.dx.len() / GROUP
+    }
+}
+
+/// `rows` consecutive weight rows (`w: [rows, blocks]`) times `xs.len()` prepared rows (same
+/// number of groups): `out[r * xs.len() + t] = w_r · x_t`. Up to [`MAX_WEIGHT_ROWS`] weight rows,
+/// [`MAX_ACTS`] activation rows and [`MAX_PAIRS`] pairs.
+pub type GroupedFn<W> = fn(&[W], usize, &[Prepared], &mut [f32]);
+
+/// A format's grouped kernel with the activation preparation it needs.
+pub struct Grouped<W: DotWith> {
+    /// Prepares one activation row (whole groups only).
+    pub prepare: fn(&[W::Act]) -> Prepared,
+    pub dot: GroupedFn<W>,
+}
+
+/// The grouped kernel of `W` for `isa` (which must be in [`super::available`]), if `W` has one
+/// there. Rows whose block count is not a multiple of [`GROUP`] must use the per-row kernels.
+pub fn grouped<W: SimdDot>(isa: Isa) -> Option<Grouped<W>> {
+    W::grouped(isa)
+}
+
+pub(super) fn q4_0(isa: Isa) -> Option<Grouped<BlockQ4_0>> {
+    let dot: GroupedFn<BlockQ4_0> = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni if avx512::supported() => avx512::dot_q4_0,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni if avx2::supported() => avx2::dot_q4_0,
+        _ => return None,
+    };
+    Some(Grouped {
+        prepare: prepare_q4_0,
+        dot,
+    })
+}
+
+pub(super) fn q8_0(isa: Isa) -> Option<Grouped<BlockQ8_0>> {
+    let dot: GroupedFn<BlockQ8_0> = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni if avx512::supported() => avx512::dot_q8_0,
+        _ => return None,
+    };
+    Some(Grouped {
+        prepare: prepare_q8_0,
+        dot,
+    })
+}
+
+/// Calls `$kernel::<ROWS, ACTS>($args)` for a runtime shape that [`check_call`] accepted.
+macro_rules! by_shape {
+    ($kernel:ident, $rows:expr, $acts:expr, ($($arg:expr),*)) => {
+        match ($rows, $acts) {
+            (1, 1) => $kernel::<1, 1>($($arg),*),
+            (2, 1) => $kernel::<2, 1>($($arg),*),
+            (3, 1) => $kernel::<3, 1>($($arg),*),
+            (4, 1) => $kernel::<4, 1>($($arg),*),
+            (1, 2) => $kernel::<1, 2>($($arg),*),
+            (2, 2) => $kernel::<2, 2>($($arg),*),
+            (3, 2) => $kernel::<3, 2>($($arg),*),
+            (4, 2) => $kernel::<4, 2>($($arg),*),
+            (1, 3) => $kernel::<1, 3>($($arg),*),
+            (2, 3) => $kernel::<2, 3>($($arg),*),
+            (1, 4) => $kernel::<1, 4>($($arg),*),
+            (2, 4) => $kernel::<2, 4>($($arg),*),
+            shape => unreachable!("check_call lets no {shape:?} tile through"),
+        }
+    };
+}
+use by_shape;
+
+/// Panics unless `x` holds whole groups.
+fn check_groups(what: &str, blocks: usize) -> usize {
+    assert!(
+        blocks.is_multiple_of(GROUP),
+        "{what}: {blocks} blocks are not whole groups of {GROUP}"
+    );
+    blocks / GROUP
+}
+
+/// Panics unless the weight rows, the prepared rows and `out` agree; returns groups per row.
+fn check_call(what: &str, w_blocks: usize, rows: usize, xs: &[Prepared], out: &[f32]) -> usize {
+    assert!(
+        (1..=MAX_WEIGHT_ROWS).contains(&rows)
+            && (1..=MAX_ACTS).contains(&xs.len())
+            && rows * xs.len() <= MAX_PAIRS
+            && out.len() == rows * xs.len(),
+        "{what}: {rows} weight rows, {} activation rows and {} outputs",
+        xs.len(),
+        out.len()
+    );
+    assert!(
+        w_blocks.is_multiple_of(rows),
+        "{what}: {w_blocks} blocks are not {rows} rows"
+    );
+    let groups = check_groups(what, w_blocks / rows);
+    for x in xs {
+        assert!(
+            x.groups() == groups && x.ys.len() == groups * 256,
+            "{what}: weight row has {groups} groups, activation row {}",
+            x.groups()
+        );
+    }
+    groups
+}
+
+/// `-offset · Σ` over each run of `per_lane` codes of `ys`: the weights' codes are read as
+/// unsigned `q + offset`.
+fn lane_offsets(ys: &[i8], per_lane: usize, offset: i32) -> Vec<i32> {
+    ys.chunks_exact(per_lane)
+        .map(|l| -offset * l.iter().map(|&v| v as i32).sum::<i32>())
+        .collect()
+}
+
+/// Q4_0 layout. Per group, two halves of 4 blocks, each `[low values 0..16 of its 4 blocks
+/// (64 bytes), high values 16..32 (64 bytes)]`: byte `16b + j` of each part meets byte
+/// `16b + j` of the weights' `qs`, whose low nibble is value `j` and high nibble value `j + 16`.
+/// The codes are stored as `q + 8`; lane `l` of a half covers bytes `4l..4l+4` of both parts.
+fn prepare_q4_0(x: &[BlockQ8_0]) -> Prepared {
+    check_groups("Q4_0 prepare", x.len());
+    let ys: Vec<i8> = x
+        .chunks_exact(4)
+        .flat_map(|half| {
+            let lo = half.iter().flat_map(|b| &b.qs[..16]);
+            let hi = half.iter().flat_map(|b| &b.qs[16..]);
+            lo.chain(hi).copied()
+        })
+        .collect();
+    let init = ys
+        .chunks_exact(128)
+        .flat_map(|half| {
+            let (lo, hi) = half.split_at(64);
+            let (lo, hi) = (lane_offsets(lo, 4, 8), lane_offsets(hi, 4, 8));
+            lo.into_iter().zip(hi).map(|(a, b)| a + b)
+        })
+        .collect();
+    Prepared {
+        ys,
+        init,
+        dx: x.iter().map(|b| b.d.to_f32()).collect(),
+    }
+}
+
+/// Q8_0 layout: the codes in order. The kernels flip the weight bytes' sign bit, reading
+/// `q + 128` as an unsigned byte; lane `l` covers bytes `4l..4l+4`.
+fn prepare_q8_0(x: &[BlockQ8_0]) -> Prepared {
+    check_groups("Q8_0 prepare", x.len());
+    let ys: Vec<i8> = x.iter().flat_map(|b| b.qs).collect();
+    Prepared {
+        init: lane_offsets(&ys, 4, 128),
+        ys,
+        dx: x.iter().map(|b| b.d.to_f32()).collect(),
+    }
+}

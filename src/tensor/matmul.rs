@@ -214,25 +214,30 @@ fn grouped_rows_times_batch<W: DotWith>(
     out.par_chunks_mut(ROWS_PER_TASK * n)
         .zip(blocks.par_chunks(ROWS_PER_TASK * w_per_row))
         .for_each(|(out, task)| {
-            let mut dots = vec![0.0f32; out.len() / n * all]; // [task rows, all]
-            let mut tile_out = [0.0f32; MAX_PAIRS]; // [rows_tile, acts_tile]
-            for (i, acts) in prepared.chunks(acts_tile).enumerate() {
-                for (j, w) in task.chunks(rows_tile * w_per_row).enumerate() {
-                    let r = w.len() / w_per_row;
-                    let tile_out = &mut tile_out[..r * acts.len()];
-                    dot(w, r, acts, tile_out);
-                    for (k, d) in tile_out.chunks_exact(acts.len()).enumerate() {
-                        let at = (j * rows_tile + k) * all + i * acts_tile;
-                        dots[at..at + acts.len()].copy_from_slice(d);
+            // dots: [task rows, all]
+            let fill = |dots: &mut [f32]| {
+                let mut tile_out = [0.0f32; MAX_PAIRS]; // [rows_tile, acts_tile]
+                for (i, acts) in prepared.chunks(acts_tile).enumerate() {
+                    for (j, w) in task.chunks(rows_tile * w_per_row).enumerate() {
+                        let r = w.len() / w_per_row;
+                        let tile_out = &mut tile_out[..r * acts.len()];
+                        dot(w, r, acts, tile_out);
+                        for (k, d) in tile_out.chunks_exact(acts.len()).enumerate() {
+                            let at = (j * rows_tile + k) * all + i * acts_tile;
+                            dots[at..at + acts.len()].copy_from_slice(d);
+                        }
                     }
                 }
+            };
+            if all == n {
+                fill(out);
+                return;
             }
+            let mut dots = vec![0.0f32; out.len() / n * all];
+            fill(&mut dots);
             for (o, d) in out.chunks_exact_mut(n).zip(dots.chunks_exact(all)) {
-                o.copy_from_slice(&d[..n]);
-                if all == 2 * n {
-                    for (v, r) in o.iter_mut().zip(&d[n..]) {
-                        *v += r * (1.0 / RESIDUAL_SCALE);
-                    }
+                for ((v, &main), &r) in o.iter_mut().zip(&d[..n]).zip(&d[n..]) {
+                    *v = main + r * (1.0 / RESIDUAL_SCALE);
                 }
             }
         });

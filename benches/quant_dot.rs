@@ -46,6 +46,7 @@ fn bench_format<W: SimdDot>(c: &mut Criterion) {
                 b.iter(|| {
                     (grouped.dot)(
                         std::hint::black_box(&w_rows),
+                        w.len(),
                         rows,
                         std::hint::black_box(&prepared[..acts]),
                         &mut out,

@@ -126,8 +126,9 @@ fn matmul_matches_reference_on_every_type_and_isa() {
                 // 37 rows: two full 16-row tasks and a partial one. 512 columns: two K blocks.
                 check(ty, 37, 512, 1, isa, acts, &mut rng);
                 check(ty, 37, 512, 5, isa, acts, &mut rng);
-                // Rows past WIDE_ROW go through the grouped kernels several at a time: 11 rows
-                // make tiles of 4, 4 and 3 (decode) or 2s and a 1 (batches).
+                // Grouped kernels cut the matrix into parts: 37 rows are 4 parts of 9 and a
+                // 1-row tail in decode; 11 rows are 4 parts of 2 and a 3-row tail, or (batches
+                // of 5: tiles of 4 activation rows) 2 parts of 5 and a 1-row tail.
                 check(ty, 11, 8448, 1, isa, acts, &mut rng);
                 check(ty, 11, 8448, 5, isa, acts, &mut rng);
             }

@@ -315,8 +315,8 @@ fn bf16_kernels_match_scalar() {
     check_float_format::<bf16>(8);
 }
 
-/// The grouped kernels (1..=4 weight rows against 1..=4 prepared activation rows) against the
-/// scalar reference. They split each block's exact integer sum over `lanes` i32 lanes (4 for
+/// The grouped kernels (1..=4 weight rows, adjacent or strided, against 1..=4 prepared
+/// activation rows) against the scalar reference. They split each block's exact integer sum over `lanes` i32 lanes (4 for
 /// Q4_0, 8 for Q8_0), each scaled and added on its own: `lanes` f32 terms per block instead of
 /// one, so the bound of the header becomes (k_scalar + k_grouped + 16)·u·T with
 /// k_grouped = lanes·k.
@@ -355,25 +355,35 @@ fn check_grouped<W>(
             let mut acts = act_rows(&mut rng, n);
             acts.push(quantized::<BlockQ8_0>(&acts_f32(&mut rng, n * 32)));
             let prepared: Vec<_> = acts.iter().map(|x| (kernel.prepare)(x)).collect();
-            for rows in 1..=MAX_WEIGHT_ROWS {
-                let w = w_rows[..rows].concat();
-                for n_acts in (1..=MAX_ACTS).filter(|a| a * rows <= MAX_PAIRS) {
-                    let mut got = vec![0.0f32; rows * n_acts];
-                    (kernel.dot)(&w, rows, &prepared[..n_acts], &mut got);
-                    for (i, &got) in got.iter().enumerate() {
-                        let (r, t) = (i / n_acts, i % n_acts);
-                        let (w, x) = (&w_rows[r], &acts[t]);
-                        let want = W::dot_scalar(w, x);
-                        let (mag, k) = W::magnitude(w, x);
-                        let tol = ((1 + lanes) * k + 16) as f64 * 2f64.powi(-24) * mag;
-                        assert!(
-                            ((got - want) as f64).abs() <= tol,
-                            "{} grouped on {}, {n} blocks, {rows}x{n_acts} tile, ({r}, {t}): \
-                             {got} vs scalar {want}, tolerance {tol:e}",
-                            std::any::type_name::<W>(),
-                            isa.name()
-                        );
-                        checks += 1;
+            // Rows back to back, and rows apart with foreign blocks (random bytes) between them.
+            let gap = raw(&mut rng, 2 * GROUP);
+            for (stride, spaced) in [(n, false), (n + 2 * GROUP, true)] {
+                for rows in 1..=MAX_WEIGHT_ROWS {
+                    let mut w = Vec::new();
+                    for row in &w_rows[..rows] {
+                        w.extend_from_slice(row);
+                        if spaced {
+                            w.extend_from_slice(&gap);
+                        }
+                    }
+                    for n_acts in (1..=MAX_ACTS).filter(|a| a * rows <= MAX_PAIRS) {
+                        let mut got = vec![0.0f32; rows * n_acts];
+                        (kernel.dot)(&w, stride, rows, &prepared[..n_acts], &mut got);
+                        for (i, &got) in got.iter().enumerate() {
+                            let (r, t) = (i / n_acts, i % n_acts);
+                            let (w, x) = (&w_rows[r], &acts[t]);
+                            let want = W::dot_scalar(w, x);
+                            let (mag, k) = W::magnitude(w, x);
+                            let tol = ((1 + lanes) * k + 16) as f64 * 2f64.powi(-24) * mag;
+                            assert!(
+                                ((got - want) as f64).abs() <= tol,
+                                "{} grouped on {}, {n} blocks, stride {stride}, {rows}x{n_acts} \
+                                 tile, ({r}, {t}): {got} vs scalar {want}, tolerance {tol:e}",
+                                std::any::type_name::<W>(),
+                                isa.name()
+                            );
+                            checks += 1;
+                        }
                     }
                 }
             }
@@ -418,38 +428,33 @@ fn grouped_kernels_reject_bad_calls() {
         };
         let p = (k.prepare)(&x);
         let w = vec![BlockQ4_0::default(); GROUP]; // one group against two
-        let calls: [(&str, Box<BadCall>); 5] = [
+        let one = (k.prepare)(&x[..GROUP]);
+        let four = vec![one.clone(); 4];
+        let w4 = [w.clone(), w.clone(), w.clone(), w.clone()].concat();
+        let calls: [(&str, Box<BadCall>); 7] = [
             (
-                "group count",
-                Box::new(|| (k.dot)(&w, 1, std::slice::from_ref(&p), &mut [0.0])),
+                "a weight row shorter than the activations",
+                Box::new(|| (k.dot)(&w, GROUP, 1, std::slice::from_ref(&p), &mut [0.0])),
             ),
             (
                 "no activation rows",
-                Box::new(|| (k.dot)(&w, 1, &[], &mut [])),
+                Box::new(|| (k.dot)(&w, GROUP, 1, &[], &mut [])),
             ),
             (
-                "4x4 tile",
-                Box::new(|| {
-                    let ps = vec![(k.prepare)(&x[..GROUP]); 4];
-                    (k.dot)(
-                        &[w.clone(), w.clone(), w.clone(), w.clone()].concat(),
-                        4,
-                        &ps,
-                        &mut [0.0; 16],
-                    )
-                }),
+                "activation rows of different lengths",
+                Box::new(|| (k.dot)(&w4, GROUP, 1, &[one.clone(), p.clone()], &mut [0.0; 2])),
             ),
             (
-                "rows not dividing the blocks",
-                Box::new(|| {
-                    let ps = vec![(k.prepare)(&x[..GROUP]); 1];
-                    (k.dot)(
-                        &[w.clone(), w.clone(), w.clone()].concat(),
-                        2,
-                        &ps,
-                        &mut [0.0; 2],
-                    )
-                }),
+                "a 4x4 tile",
+                Box::new(|| (k.dot)(&w4, GROUP, 4, &four, &mut [0.0; 16])),
+            ),
+            (
+                "rows running past the weights",
+                Box::new(|| (k.dot)(&w4, 2 * GROUP, 3, &four[..1], &mut [0.0; 3])),
+            ),
+            (
+                "a stride shorter than a row",
+                Box::new(|| (k.dot)(&w4, GROUP / 2, 2, &four[..1], &mut [0.0; 2])),
             ),
             (
                 "partial group",

@@ -16,11 +16,17 @@ pub(super) fn supported() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
-pub(super) fn dot_q4_0(w: &[BlockQ4_0], rows: usize, xs: &[Prepared], out: &mut [f32]) {
-    let groups = check_call("Q4_0 grouped", w.len(), rows, xs, out);
+pub(super) fn dot_q4_0(
+    w: &[BlockQ4_0],
+    stride: usize,
+    rows: usize,
+    xs: &[Prepared],
+    out: &mut [f32],
+) {
+    let (groups, stride) = check_call("Q4_0 grouped", w.len(), stride, rows, xs, out);
     // SAFETY: the CPU has the features (see `supported`); `check_call` checked every length the
     // kernel reads.
-    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, xs, out)) }
+    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
 }
 
 /// The 8 f16 scales of a Q4_0 group (at bytes `18b`) as f32.
@@ -46,6 +52,7 @@ unsafe fn q4_0_scales(p: *const u8) -> __m256 {
 unsafe fn q4_0_impl<const R: usize, const N: usize>(
     w: &[BlockQ4_0],
     groups: usize,
+    stride: usize,
     xs: &[Prepared],
     out: &mut [f32],
 ) {
@@ -71,7 +78,7 @@ unsafe fn q4_0_impl<const R: usize, const N: usize>(
             *dx = _mm256_loadu_ps(x.dx.as_ptr().add(g * GROUP));
         }
         for (r, acc) in acc.iter_mut().enumerate() {
-            let p = base.add((r * groups + g) * GROUP * 18); // [144] bytes of this group
+            let p = base.add((r * stride + g) * GROUP * 18); // [144] bytes of this group
             let dw = q4_0_scales(p);
             // [4 pairs][low, high nibbles]: 32 codes 0..16 each
             let codes: [[__m256i; 2]; 4] = std::array::from_fn(|k| {

@@ -19,17 +19,29 @@ pub(super) fn supported() -> bool {
 
 // Safe entry points, handed out only after `supported()`.
 
-pub(super) fn dot_q4_0(w: &[BlockQ4_0], rows: usize, xs: &[Prepared], out: &mut [f32]) {
-    let groups = check_call("Q4_0 grouped", w.len(), rows, xs, out);
+pub(super) fn dot_q4_0(
+    w: &[BlockQ4_0],
+    stride: usize,
+    rows: usize,
+    xs: &[Prepared],
+    out: &mut [f32],
+) {
+    let (groups, stride) = check_call("Q4_0 grouped", w.len(), stride, rows, xs, out);
     // SAFETY: the CPU has the features (see `supported`); `check_call` checked every length the
     // kernel reads.
-    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, xs, out)) }
+    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
 }
 
-pub(super) fn dot_q8_0(w: &[BlockQ8_0], rows: usize, xs: &[Prepared], out: &mut [f32]) {
-    let groups = check_call("Q8_0 grouped", w.len(), rows, xs, out);
+pub(super) fn dot_q8_0(
+    w: &[BlockQ8_0],
+    stride: usize,
+    rows: usize,
+    xs: &[Prepared],
+    out: &mut [f32],
+) {
+    let (groups, stride) = check_call("Q8_0 grouped", w.len(), stride, rows, xs, out);
     // SAFETY: as in `dot_q4_0`.
-    unsafe { by_shape!(q8_0_impl, rows, xs.len(), (w, groups, xs, out)) }
+    unsafe { by_shape!(q8_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
 }
 
 // `vpermt2w` indices: output word `i` takes word `f[i]` of the 64-word pair of tables.
@@ -140,6 +152,7 @@ unsafe fn act_group<const V: usize>(x: &Prepared, g: usize) -> ([__m512i; V], __
 unsafe fn q4_0_impl<const R: usize, const N: usize>(
     w: &[BlockQ4_0],
     groups: usize,
+    stride: usize,
     xs: &[Prepared],
     out: &mut [f32],
 ) {
@@ -159,7 +172,7 @@ unsafe fn q4_0_impl<const R: usize, const N: usize>(
             *a = act_group::<2>(x, g);
         }
         for (r, acc) in acc.iter_mut().enumerate() {
-            let p = base.add((r * groups + g) * GROUP * 18); // [144] bytes of this group
+            let p = base.add((r * stride + g) * GROUP * 18); // [144] bytes of this group
             let r0 = _mm512_loadu_si512(p.cast());
             let r1 = _mm512_loadu_si512(p.add(64).cast());
             let r2 = _mm512_loadu_si512(p.add(80).cast());
@@ -200,6 +213,7 @@ unsafe fn q4_0_impl<const R: usize, const N: usize>(
 unsafe fn q8_0_impl<const R: usize, const N: usize>(
     w: &[BlockQ8_0],
     groups: usize,
+    stride: usize,
     xs: &[Prepared],
     out: &mut [f32],
 ) {
@@ -215,7 +229,7 @@ unsafe fn q8_0_impl<const R: usize, const N: usize>(
             *a = act_group::<4>(x, g);
         }
         for (r, acc) in acc.iter_mut().enumerate() {
-            let p = base.add((r * groups + g) * GROUP * 34); // [272] bytes of this group
+            let p = base.add((r * stride + g) * GROUP * 34); // [272] bytes of this group
             let v = [0, 64, 128, 192, 208].map(|o| _mm512_loadu_si512(p.add(o).cast()));
             // [4 pairs of blocks]: 64 codes each, sign bit flipped: q + 128 as unsigned bytes
             let pairs = [

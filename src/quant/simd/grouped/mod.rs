@@ -60,10 +60,16 @@ impl Prepared {
     }
 }
 
-/// `rows` consecutive weight rows (`w: [rows, blocks]`) times `xs.len()` prepared rows (same
-/// number of groups): `out[r * xs.len() + t] = w_r · x_t`. Up to [`MAX_WEIGHT_ROWS`] weight rows,
-/// [`MAX_ACTS`] activation rows and [`MAX_PAIRS`] pairs.
-pub type GroupedFn<W> = fn(&[W], usize, &[Prepared], &mut [f32]);
+/// `(w, stride, rows, xs, out)`: `rows` weight rows, row `r` being the blocks of `w` from
+/// `r * stride` on, times `xs.len()` prepared rows; all rows have the prepared rows' length
+/// and `stride` is a whole number of groups. `out[r * xs.len() + t] = w_r · x_t`. Up to
+/// [`MAX_WEIGHT_ROWS`] weight rows, [`MAX_ACTS`] activation rows and [`MAX_PAIRS`] pairs.
+///
+/// The stride lets a call take rows that lie far apart: matmul gives each call one row from each
+/// of several distant parts of the matrix, so that every part is read as one long sequential
+/// stream (adjacent rows read side by side make short interleaved streams, which the hardware
+/// prefetchers follow worse).
+pub type GroupedFn<W> = fn(&[W], usize, usize, &[Prepared], &mut [f32]);
 
 /// A format's grouped kernel with the activation preparation it needs.
 pub struct Grouped<W: DotWith> {
@@ -135,8 +141,16 @@ fn check_groups(what: &str, blocks: usize) -> usize {
     blocks / GROUP
 }
 
-/// Panics unless the weight rows, the prepared rows and `out` agree; returns groups per row.
-fn check_call(what: &str, w_blocks: usize, rows: usize, xs: &[Prepared], out: &[f32]) -> usize {
+/// Panics unless the weight rows, the prepared rows and `out` agree; returns the groups per row
+/// and the stride in groups.
+fn check_call(
+    what: &str,
+    w_blocks: usize,
+    stride: usize,
+    rows: usize,
+    xs: &[Prepared],
+    out: &[f32],
+) -> (usize, usize) {
     assert!(
         (1..=MAX_WEIGHT_ROWS).contains(&rows)
             && (1..=MAX_ACTS).contains(&xs.len())
@@ -146,19 +160,25 @@ fn check_call(what: &str, w_blocks: usize, rows: usize, xs: &[Prepared], out: &[
         xs.len(),
         out.len()
     );
+    let groups = xs[0].groups();
+    let row_blocks = groups * GROUP;
+    let needed = (rows - 1)
+        .checked_mul(stride)
+        .and_then(|b| b.checked_add(row_blocks));
     assert!(
-        w_blocks.is_multiple_of(rows),
-        "{what}: {w_blocks} blocks are not {rows} rows"
+        stride >= row_blocks
+            && stride.is_multiple_of(GROUP)
+            && needed.is_some_and(|b| b <= w_blocks),
+        "{what}: {rows} rows of {row_blocks} blocks, {stride} apart, do not fit {w_blocks} blocks"
     );
-    let groups = check_groups(what, w_blocks / rows);
     for x in xs {
         assert!(
             x.groups() == groups && x.ys.len() == groups * 256,
-            "{what}: weight row has {groups} groups, activation row {}",
+            "{what}: activation rows of {groups} and {} groups",
             x.groups()
         );
     }
-    groups
+    (groups, stride / GROUP)
 }
 
 /// `-offset · Σ` over each run of `per_lane` codes of `ys`: the weights' codes are read as

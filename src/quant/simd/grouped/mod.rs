@@ -1,4 +1,4 @@
-//! Grouped kernels: a weight row dotted with 1–4 prepared activation rows, 8 blocks per step.
+//! Grouped kernels: 1–4 weight rows dotted with 1–4 prepared activation rows, 8 blocks per step.
 //!
 //! The per-block kernels redo, for every weight block, work that depends only on the
 //! activations: the offset term of Q4_0 (`Σ 8·y`), the f16 → f32 conversion of the activation
@@ -20,7 +20,7 @@
 //!
 //! Integer sums are exact, as in the per-block kernels; each block's sum is split over 4 (Q4_0)
 //! or 8 (Q8_0) lanes that are scaled separately, so the result differs from the scalar reference
-//! only in f32 rounding and addition order (see tests/simd_grouped.rs for the bound).
+//! only in f32 rounding and addition order (see `check_grouped` in tests/simd_legacy.rs for the bound).
 
 use super::{Isa, SimdDot};
 use crate::quant::{BlockQ4_0, BlockQ8_0, DotWith};

@@ -4,6 +4,7 @@
 use crate::quant::simd::{self, DotFn, Isa};
 use crate::quant::{BlockQ8_0, Quantize};
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// The element type of the KV cache.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,8 +131,13 @@ impl KvRows {
         match self {
             KvRows::F32(d) => crate::tensor::ops::add_scaled(out, &d[start..start + hd], p),
             KvRows::F16(d) => {
-                for (o, v) in out.iter_mut().zip(&d[start..start + hd]) {
-                    *o += p * v.to_f32();
+                // Widened a chunk at a time by `half`'s slice conversion (F16C when the CPU has
+                // it), not value by value.
+                let mut wide = [0.0f32; 64];
+                for (o, h) in out.chunks_mut(64).zip(d[start..start + hd].chunks(64)) {
+                    let wide = &mut wide[..h.len()];
+                    h.convert_to_f32_slice(wide);
+                    crate::tensor::ops::add_scaled(o, wide, p);
                 }
             }
             KvRows::Q8_0(d) => {

@@ -143,12 +143,34 @@ where
     if n == 1 {
         return Ok(());
     }
-    for (r, col) in yt.chunks_exact(n).enumerate() {
-        for (t, &v) in col.iter().enumerate() {
-            y[t * w.rows + r] = v;
+    transpose_into(&yt, n, y);
+    Ok(())
+}
+
+/// `y[t * rows + r] = yt[r * n + t]`: `yt: [rows, n]` into `y: [n, rows]`, in parallel blocks of
+/// rows (a serial element-by-element transpose of a 14336-row batch was ~5% of prefill).
+fn transpose_into(yt: &[f32], n: usize, y: &mut [f32]) {
+    const BLOCK: usize = 256; // rows per task: [BLOCK, n] of `yt` stays in L2
+    let rows = yt.len() / n;
+    // Per block of rows, its piece of each of the n output rows.
+    let mut pieces: Vec<Vec<&mut [f32]>> = (0..rows.div_ceil(BLOCK))
+        .map(|_| Vec::with_capacity(n))
+        .collect();
+    for out_row in y.chunks_mut(rows) {
+        for (b, piece) in out_row.chunks_mut(BLOCK).enumerate() {
+            pieces[b].push(piece);
         }
     }
-    Ok(())
+    pieces
+        .into_par_iter()
+        .zip(yt.par_chunks(BLOCK * n))
+        .for_each(|(mut dst, src)| {
+            for (t, piece) in dst.iter_mut().enumerate() {
+                for (r, v) in piece.iter_mut().enumerate() {
+                    *v = src[r * n + t];
+                }
+            }
+        });
 }
 
 /// Quantized activation rows, `[n, per_row]` each; `residual` is empty for one-pass activations.

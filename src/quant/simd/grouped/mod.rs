@@ -181,12 +181,9 @@ fn check_call(
     (groups, stride / GROUP)
 }
 
-/// `-offset · Σ` over each run of `per_lane` codes of `ys`: the weights' codes are read as
-/// unsigned `q + offset`.
-fn lane_offsets(ys: &[i8], per_lane: usize, offset: i32) -> Vec<i32> {
-    ys.chunks_exact(per_lane)
-        .map(|l| -offset * l.iter().map(|&v| v as i32).sum::<i32>())
-        .collect()
+/// The sum of a few activation codes.
+fn code_sum(codes: &[i8]) -> i32 {
+    codes.iter().map(|&v| v as i32).sum()
 }
 
 /// Q4_0 layout. Per group, two halves of 4 blocks, each `[low values 0..16 of its 4 blocks
@@ -195,22 +192,21 @@ fn lane_offsets(ys: &[i8], per_lane: usize, offset: i32) -> Vec<i32> {
 /// The codes are stored as `q + 8`; lane `l` of a half covers bytes `4l..4l+4` of both parts.
 fn prepare_q4_0(x: &[BlockQ8_0]) -> Prepared {
     check_groups("Q4_0 prepare", x.len());
-    let ys: Vec<i8> = x
-        .chunks_exact(4)
-        .flat_map(|half| {
-            let lo = half.iter().flat_map(|b| &b.qs[..16]);
-            let hi = half.iter().flat_map(|b| &b.qs[16..]);
-            lo.chain(hi).copied()
-        })
-        .collect();
-    let init = ys
-        .chunks_exact(128)
-        .flat_map(|half| {
-            let (lo, hi) = half.split_at(64);
-            let (lo, hi) = (lane_offsets(lo, 4, 8), lane_offsets(hi, 4, 8));
-            lo.into_iter().zip(hi).map(|(a, b)| a + b)
-        })
-        .collect();
+    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
+    for half in x.chunks_exact(4) {
+        for b in half {
+            ys.extend_from_slice(&b.qs[..16]);
+        }
+        for b in half {
+            ys.extend_from_slice(&b.qs[16..]);
+        }
+    }
+    let mut init = Vec::with_capacity(x.len() * 4);
+    for half in ys.chunks_exact(128) {
+        let (lo, hi) = half.split_at(64);
+        let lanes = lo.chunks_exact(4).zip(hi.chunks_exact(4));
+        init.extend(lanes.map(|(l, h)| -8 * (code_sum(l) + code_sum(h))));
+    }
     Prepared {
         ys,
         init,
@@ -222,9 +218,12 @@ fn prepare_q4_0(x: &[BlockQ8_0]) -> Prepared {
 /// `q + 128` as an unsigned byte; lane `l` covers bytes `4l..4l+4`.
 fn prepare_q8_0(x: &[BlockQ8_0]) -> Prepared {
     check_groups("Q8_0 prepare", x.len());
-    let ys: Vec<i8> = x.iter().flat_map(|b| b.qs).collect();
+    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
+    for b in x {
+        ys.extend_from_slice(&b.qs);
+    }
     Prepared {
-        init: lane_offsets(&ys, 4, 128),
+        init: ys.chunks_exact(4).map(|l| -128 * code_sum(l)).collect(),
         ys,
         dx: x.iter().map(|b| b.d.to_f32()).collect(),
     }

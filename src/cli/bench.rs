@@ -1,7 +1,7 @@
 //! `tandem bench`: prompt and generation speed, bytes read per token, and the fraction of the
 //! machine's memory read bandwidth (measured in the same run) that decoding achieves.
 
-use super::common::{init_threads, Loaded, ModelArgs};
+use super::common::{init_threads, on_pool, Loaded, ModelArgs};
 use anyhow::Result;
 use clap::Args;
 use serde_json::json;
@@ -29,6 +29,10 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<()> {
     let threads = init_threads(args.model.threads)?;
+    on_pool(|| bench(args, threads))
+}
+
+fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     let loaded = Loaded::open(&args.model.model)?;
     let model = loaded.model(&args.model, args.json)?;
     let c = &loaded.config;

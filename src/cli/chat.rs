@@ -1,7 +1,7 @@
 //! `tandem chat`: an interactive chat with a model, one answer for piped input, or `--render`
 //! to print the prompt a conversation becomes.
 
-use super::common::{init_threads, Loaded, ModelArgs, SamplingArgs};
+use super::common::{init_threads, on_pool, Loaded, ModelArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -74,6 +74,10 @@ pub fn run(args: ChatArgs) -> Result<()> {
         return render(&args);
     }
     let threads = init_threads(args.model.threads)?;
+    on_pool(|| converse(args, threads))
+}
+
+fn converse(args: ChatArgs, threads: usize) -> Result<()> {
     let loaded = Loaded::open(&args.model.model)?;
     let tok = &loaded.tokenizer;
     let (builder, note) = chat::prompt_builder(&loaded.file, tok, &args.template_choice()?)?;

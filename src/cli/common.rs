@@ -92,6 +92,13 @@ pub fn init_threads(threads: Option<usize>) -> Result<usize> {
     Ok(n)
 }
 
+/// Runs `work` on a thread of the global pool and waits for it. The forward pass's parallel loops
+/// then start on a worker, which takes part in them, instead of being handed over from the main
+/// thread and waited on; between them one thread fewer competes for the cores.
+pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// An open model file with its parsed configuration and tokenizer.
 pub struct Loaded {
     pub file: GgufFile,

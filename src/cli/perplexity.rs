@@ -6,7 +6,7 @@
 //! base model's log-probabilities in f32 (llama.cpp rounds them to 16 bits), so the KL divergence
 //! measured against it carries no storage error.
 
-use super::common::{init_threads, Loaded, ModelArgs};
+use super::common::{init_threads, on_pool, Loaded, ModelArgs};
 use anyhow::{bail, ensure, Context, Result};
 use byteorder::{LittleEndian, ReadBytesExt, WriteBytesExt};
 use clap::Args;
@@ -50,8 +50,12 @@ struct BaseHeader {
     tokens: Vec<u32>,
 }
 
-pub fn run(mut args: PerplexityArgs) -> Result<()> {
+pub fn run(args: PerplexityArgs) -> Result<()> {
     init_threads(args.model.threads)?;
+    on_pool(|| measure(args))
+}
+
+fn measure(mut args: PerplexityArgs) -> Result<()> {
     let loaded = Loaded::open(&args.model.model)?;
     let n_vocab = loaded.config.n_vocab;
     let mut base = match &args.kl_base {

@@ -1,6 +1,6 @@
 //! `tandem run`: generate text from a prompt.
 
-use super::common::{init_threads, write_atomic, Loaded, ModelArgs, SamplingArgs};
+use super::common::{init_threads, on_pool, write_atomic, Loaded, ModelArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -48,6 +48,10 @@ pub struct RunArgs {
 
 pub fn run(args: RunArgs) -> Result<()> {
     let threads = init_threads(args.model.threads)?;
+    on_pool(|| generate(args, threads))
+}
+
+fn generate(args: RunArgs, threads: usize) -> Result<()> {
     let loaded = Loaded::open(&args.model.model)?;
     let tok = &loaded.tokenizer;
     let mut prompt = match (&args.prompt, &args.prompt_file, &args.tokens) {

@@ -14,22 +14,42 @@ pub const DEFAULT_BYTES: usize = 1 << 30;
 /// Measures read bandwidth in bytes per second over a `bytes`-sized buffer, in the current rayon
 /// pool. Takes the best of `passes` passes (the first pass also faults the pages in).
 pub fn read_bandwidth(bytes: usize, passes: usize) -> f64 {
-    let words = (bytes / 8).max(1);
-    // Non-zero contents, so no OS shares zero pages behind our back.
-    let buf: Vec<u64> = (0..words as u64).into_par_iter().map(|i| i | 1).collect();
-    let chunk = 1 << 16; // 512 KiB per task
-    let mut best = 0.0f64;
-    for _ in 0..passes.max(1) {
-        let start = Instant::now();
-        let sum: u64 = buf
-            .par_chunks(chunk)
-            .map(sum_words)
-            .reduce(|| 0, u64::wrapping_add);
-        let secs = start.elapsed().as_secs_f64();
-        std::hint::black_box(sum);
-        best = best.max((words * 8) as f64 / secs);
+    ReadProbe::new(bytes).measure(passes)
+}
+
+/// A buffer for repeated read-bandwidth measurements, so that a benchmark can measure the
+/// bandwidth next to each of its repetitions (machines whose bandwidth drifts, such as shared
+/// VMs, are then compared with themselves at the same moment).
+pub struct ReadProbe {
+    buf: Vec<u64>,
+}
+
+impl ReadProbe {
+    /// Allocates and fills `bytes` of memory.
+    pub fn new(bytes: usize) -> ReadProbe {
+        let words = (bytes / 8).max(1);
+        // Non-zero contents, so no OS shares zero pages behind our back.
+        let buf = (0..words as u64).into_par_iter().map(|i| i | 1).collect();
+        ReadProbe { buf }
     }
-    best
+
+    /// Bytes per second read by the current rayon pool: the best of `passes` passes.
+    pub fn measure(&self, passes: usize) -> f64 {
+        let chunk = 1 << 16; // 512 KiB per task
+        let mut best = 0.0f64;
+        for _ in 0..passes.max(1) {
+            let start = Instant::now();
+            let sum: u64 = self
+                .buf
+                .par_chunks(chunk)
+                .map(sum_words)
+                .reduce(|| 0, u64::wrapping_add);
+            let secs = start.elapsed().as_secs_f64();
+            std::hint::black_box(sum);
+            best = best.max((self.buf.len() * 8) as f64 / secs);
+        }
+        best
+    }
 }
 
 /// Sums with eight independent accumulators so the loop is bound by loads, not by an add chain

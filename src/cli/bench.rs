@@ -44,27 +44,41 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         .map(|i| (3 + (i as u64 * 7919) % (c.n_vocab as u64 - 3)) as u32)
         .collect();
     let (mut pp, mut tg) = (Vec::new(), Vec::new());
+    // Read bandwidth next to each timed repetition, and each repetition's fraction of it: on a
+    // machine whose bandwidth drifts, a probe taken once would be compared with decoding done at
+    // another moment.
+    let (mut bws, mut fractions) = (Vec::new(), Vec::new());
+    let mut probe = None;
+    let mut rss = None;
     // One untimed warm-up repetition pages the weights in and settles the thread pool.
     for rep in 0..=args.reps.max(1) {
         let mut s = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
         let logits = s.prefill(&prompt, Logits::Last, None)?;
         let mut sampler = Sampler::new(SamplerConfig::greedy());
         s.generate(logits, &mut sampler, args.n_gen, &[], |_| true)?;
-        if rep > 0 {
-            pp.push(s.timings.prompt_tps());
-            // The first generated token comes from the prefill logits, so n_gen tokens cost
-            // n_gen - 1 forward passes; count passes, not tokens.
-            let passes = s.timings.gen_tokens.saturating_sub(1).max(1);
-            tg.push(passes as f64 / s.timings.gen_time.as_secs_f64());
+        if rep == 0 {
+            // Peak RSS of the model run (mapped weights included), read before the bandwidth
+            // probe allocates its own 1 GiB buffer.
+            rss = tandem::machine::peak_rss_bytes();
+            continue;
         }
+        pp.push(s.timings.prompt_tps());
+        // The first generated token comes from the prefill logits, so n_gen tokens cost
+        // n_gen - 1 forward passes; count passes, not tokens.
+        let passes = s.timings.gen_tokens.saturating_sub(1).max(1);
+        let tps = passes as f64 / s.timings.gen_time.as_secs_f64();
+        tg.push(tps);
+        let probe = probe
+            .get_or_insert_with(|| tandem::machine::ReadProbe::new(tandem::machine::DEFAULT_BYTES));
+        let bw = probe.measure(3);
+        bws.push(bw);
+        fractions.push(tps * bytes_per_token / bw);
     }
     let (pp_mean, pp_sd) = mean_sd(&pp);
     let (tg_mean, tg_sd) = mean_sd(&tg);
     let achieved = tg_mean * bytes_per_token;
-    // Peak RSS of the model run (mapped weights included), read before the bandwidth probe
-    // allocates its own 1 GiB buffer.
-    let rss = tandem::machine::peak_rss_bytes();
-    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
+    let (bw, _) = mean_sd(&bws);
+    let (fraction, fraction_sd) = mean_sd(&fractions);
     if args.json {
         println!(
             "{}",
@@ -73,7 +87,8 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
                 "n_prompt": args.n_prompt, "n_gen": args.n_gen, "reps": args.reps,
                 "pp_tps": pp_mean, "pp_tps_sd": pp_sd, "tg_tps": tg_mean, "tg_tps_sd": tg_sd,
                 "bytes_per_token": bytes_per_token, "read_bw_bytes_per_s": bw,
-                "achieved_bytes_per_s": achieved, "bw_fraction": achieved / bw,
+                "achieved_bytes_per_s": achieved, "bw_fraction": fraction,
+                "bw_fraction_sd": fraction_sd, "read_bw_per_rep": bws,
                 "peak_rss_bytes": rss,
             })
         );
@@ -93,10 +108,11 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         );
         println!("bytes read per token: {:.1} MB", bytes_per_token / 1e6);
         println!(
-            "decode reads {:.2} GB/s of {:.2} GB/s measured read bandwidth: {:.1}%",
+            "decode reads {:.2} GB/s of {:.2} GB/s measured read bandwidth: {:.1} ± {:.1}%",
             achieved / 1e9,
             bw / 1e9,
-            100.0 * achieved / bw
+            100.0 * fraction,
+            100.0 * fraction_sd
         );
         if let Some(r) = rss {
             println!("peak RSS: {:.1} MB", r as f64 / 1e6);

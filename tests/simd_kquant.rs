@@ -7,7 +7,7 @@ use quant_kquant_data::{
     activations, activations_f32, block_counts, weights, Kind, Rng, TestBlock, KINDS,
 };
 use tandem::quant::simd::kquant::q8_k_quantizer;
-use tandem::quant::simd::{self, Isa};
+use tandem::quant::simd::{self, Isa, SimdDot};
 use tandem::quant::{
     quantize_q8_k_scalar, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, DotWith, QK_K,
 };
@@ -71,6 +71,75 @@ fn check_dots<W: TestBlock>(seed: u64) {
         }
     }
     eprintln!("{}: {checked} kernel results checked", W::TYPE);
+}
+
+/// The multi-row dots (one weight row against 1..=4 activation rows) give, for each row, exactly
+/// the one-row kernel's result: same integer sums, same f32 operations in the same order.
+fn check_multi<W: TestBlock>(seed: u64) {
+    let mut rng = Rng::new(seed);
+    let mut checked = 0;
+    for isa in simd::available() {
+        let Some(multi) = W::multi(isa) else {
+            continue;
+        };
+        let single = simd::dot_fn::<W>(isa);
+        for nb in block_counts() {
+            for wk in KINDS {
+                let w: Vec<W> = weights(&mut rng, nb, wk);
+                let xs: Vec<Vec<BlockQ8_K>> = (0..simd::MULTI_ACTS)
+                    .map(|i| activations(&mut rng, nb, KINDS[i % KINDS.len()]))
+                    .collect();
+                for n in 1..=simd::MULTI_ACTS {
+                    let refs: Vec<&[BlockQ8_K]> = xs[..n].iter().map(|x| x.as_slice()).collect();
+                    let mut got = vec![f32::NAN; n];
+                    multi(&w, &refs, &mut got);
+                    for (t, (&g, x)) in got.iter().zip(&xs).enumerate() {
+                        let want = single(&w, x);
+                        assert_eq!(
+                            g.to_bits(),
+                            want.to_bits(),
+                            "{} {} multi, {nb} blocks, {n} rows, row {t}: {g} vs one-row {want}",
+                            W::TYPE,
+                            isa.name()
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("{}: {checked} multi-row results checked", W::TYPE);
+    if simd::available().contains(&Isa::Avx512) {
+        assert!(checked > 0, "{}: AVX-512 has no multi-row dot", W::TYPE);
+    }
+}
+
+#[test]
+fn multi_row_dots_equal_one_row_dots() {
+    check_multi::<BlockQ4_K>(11);
+    check_multi::<BlockQ5_K>(12);
+    check_multi::<BlockQ6_K>(13);
+}
+
+#[test]
+fn multi_row_dots_reject_bad_calls() {
+    for isa in simd::available() {
+        let Some(multi) = BlockQ4_K::multi(isa) else {
+            continue;
+        };
+        let w = vec![bytemuck::Zeroable::zeroed(); 2];
+        let x: Vec<BlockQ8_K> = vec![bytemuck::Zeroable::zeroed(); 2];
+        let short: Vec<BlockQ8_K> = vec![bytemuck::Zeroable::zeroed(); 1];
+        let five: Vec<&[BlockQ8_K]> = vec![&x; 5];
+        for (what, xs, n) in [
+            ("no rows", Vec::new(), 0),
+            ("five rows", five, 5),
+            ("a short row", vec![&x[..], &short[..]], 2),
+        ] {
+            let r = std::panic::catch_unwind(|| multi(&w, &xs, &mut vec![0.0; n]));
+            assert!(r.is_err(), "{}: no panic on {what}", isa.name());
+        }
+    }
 }
 
 #[test]

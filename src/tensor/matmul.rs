@@ -9,7 +9,7 @@ use super::matrix::{MatrixError, QMatrix};
 use crate::quant::simd::grouped::{
     GroupedFn, Prepared, GROUP, MAX_ACTS, MAX_PAIRS, MAX_WEIGHT_ROWS,
 };
-use crate::quant::simd::{self, DotFn, Isa, SimdDot, SimdQuantize};
+use crate::quant::simd::{self, DotFn, Isa, MultiDotFn, SimdDot, SimdQuantize, MULTI_ACTS};
 use crate::quant::{Block, DotWith, GgmlType, Quantize};
 use rayon::prelude::*;
 
@@ -138,7 +138,14 @@ where
             residual: &xr,
             per_row: x_per_row,
         };
-        rows_times_batch(simd::dot_fn::<W>(isa), blocks, w_per_row, &acts, out);
+        rows_times_batch(
+            simd::dot_fn::<W>(isa),
+            W::multi(isa),
+            blocks,
+            w_per_row,
+            &acts,
+            out,
+        );
     }
     if n == 1 {
         return Ok(());
@@ -180,26 +187,54 @@ struct Acts<'a, A> {
     per_row: usize,
 }
 
-/// `out[r * n + t] = dot(W[r], X[t])` for all weight rows `r` and activation rows `t`.
+/// `out[r * n + t] = dot(W[r], X[t])` for all weight rows `r` and activation rows `t`. With a
+/// multi-row dot, each weight row meets the activation rows a tile at a time, unpacked once per
+/// tile instead of once per activation row (the results are the same, bit for bit).
 fn rows_times_batch<W: DotWith>(
     dot: DotFn<W>,
+    multi: Option<MultiDotFn<W>>,
     blocks: &[W],
     w_per_row: usize,
     acts: &Acts<W::Act>,
     out: &mut [f32],
 ) {
     let n = acts.main.len() / acts.per_row;
+    let multi = multi.filter(|_| n > 1);
+    // `o[t] (+)= scale · w · x_t` for the activation rows `xs: [n, per_row]`.
+    let dots = |row: &[W], xs: &[W::Act], o: &mut [f32], scale: f32, add: bool| {
+        let put = |v: &mut f32, d: f32| *v = if add { *v + d * scale } else { d };
+        match multi {
+            Some(multi) => {
+                let mut tile = [0.0f32; MULTI_ACTS];
+                for (o, xs) in o
+                    .chunks_mut(MULTI_ACTS)
+                    .zip(xs.chunks(MULTI_ACTS * acts.per_row))
+                {
+                    let mut refs: [&[W::Act]; MULTI_ACTS] = [&[]; MULTI_ACTS];
+                    for (r, x) in refs.iter_mut().zip(xs.chunks_exact(acts.per_row)) {
+                        *r = x;
+                    }
+                    let tile = &mut tile[..o.len()];
+                    multi(row, &refs[..o.len()], tile);
+                    for (v, &d) in o.iter_mut().zip(tile.iter()) {
+                        put(v, d);
+                    }
+                }
+            }
+            None => {
+                for (v, x) in o.iter_mut().zip(xs.chunks_exact(acts.per_row)) {
+                    put(v, dot(row, x));
+                }
+            }
+        }
+    };
     out.par_chunks_mut(ROWS_PER_TASK * n)
         .zip(blocks.par_chunks(ROWS_PER_TASK * w_per_row))
         .for_each(|(out, rows)| {
             for (o, row) in out.chunks_exact_mut(n).zip(rows.chunks_exact(w_per_row)) {
-                for (v, xrow) in o.iter_mut().zip(acts.main.chunks_exact(acts.per_row)) {
-                    *v = dot(row, xrow);
-                }
+                dots(row, acts.main, o, 1.0, false);
                 if !acts.residual.is_empty() {
-                    for (v, rrow) in o.iter_mut().zip(acts.residual.chunks_exact(acts.per_row)) {
-                        *v += dot(row, rrow) * (1.0 / RESIDUAL_SCALE);
-                    }
+                    dots(row, acts.residual, o, 1.0 / RESIDUAL_SCALE, true);
                 }
             }
         });

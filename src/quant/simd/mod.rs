@@ -125,7 +125,20 @@ pub trait SimdDot: DotWith {
     fn grouped(_isa: Isa) -> Option<grouped::Grouped<Self>> {
         None
     }
+
+    /// This format's multi-row dot for `isa`, under the same rule: one weight row against up to
+    /// [`MULTI_ACTS`] activation rows, sharing the weight unpacking (prefill); each row's result
+    /// is exactly what [`SimdDot::kernel`] gives for it.
+    fn multi(_isa: Isa) -> Option<MultiDotFn<Self>> {
+        None
+    }
 }
+
+/// The most activation rows a [`MultiDotFn`] takes.
+pub const MULTI_ACTS: usize = 4;
+
+/// A weight row against 1..=[`MULTI_ACTS`] activation rows: `out[t] = w · xs[t]`.
+pub type MultiDotFn<W> = fn(&[W], &[&[<W as DotWith>::Act]], &mut [f32]);
 
 /// An activation format with a fast row quantizer (activations are quantized once per matmul
 /// row, so on small batches this is a visible share of the time).

@@ -15,45 +15,103 @@ use std::arch::x86_64::*;
 const FEATURES: &[&str] = &["avx2", "fma", "avx512f", "avx512bw"];
 const FEATURES_VNNI: &[&str] = &["avx2", "fma", "avx512f", "avx512bw", "avx512vnni"];
 
-macro_rules! entry_points {
-    ($block:ty, $what:literal, $plain:ident, $vnni:ident, $body:ident) => {
-        pub(super) fn $plain(w: &[$block], x: &[BlockQ8_K]) -> f32 {
-            assert_eq!(
-                w.len(),
-                x.len(),
-                concat!($what, " dot: rows differ in length")
-            );
-            require(FEATURES);
-            #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
-            fn run(w: &[$block], x: &[BlockQ8_K]) -> f32 {
-                // SAFETY: this function has the features the body needs.
-                unsafe { $body::<false>(w, x) }
-            }
-            // SAFETY: `require` checked that this CPU has the features `run` enables.
-            unsafe { run(w, x) }
-        }
+use super::super::MULTI_ACTS as MAX_ACTS;
 
-        pub(super) fn $vnni(w: &[$block], x: &[BlockQ8_K]) -> f32 {
-            assert_eq!(
-                w.len(),
-                x.len(),
-                concat!($what, " dot: rows differ in length")
-            );
-            require(FEATURES_VNNI);
-            #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
-            fn run(w: &[$block], x: &[BlockQ8_K]) -> f32 {
-                // SAFETY: this function has the features the body needs.
-                unsafe { $body::<true>(w, x) }
-            }
-            // SAFETY: `require` checked that this CPU has the features `run` enables.
-            unsafe { run(w, x) }
+/// Panics unless `xs` holds 1..=[`MAX_ACTS`] rows as long as `w`, and `out` one value per row.
+fn check_multi(what: &str, w: usize, xs: &[&[BlockQ8_K]], out: &[f32]) {
+    assert!(
+        (1..=MAX_ACTS).contains(&xs.len()) && out.len() == xs.len(),
+        "{what} dot: {} activation rows and {} outputs (1..={MAX_ACTS}, equal)",
+        xs.len(),
+        out.len()
+    );
+    for x in xs {
+        assert_eq!(w, x.len(), "{what} dot: rows differ in length");
+    }
+}
+
+/// `$body::<VNNI, N>` for the runtime row count `xs.len()` (checked by `check_multi`).
+macro_rules! by_acts {
+    ($body:ident, $vnni:literal, $w:expr, $xs:expr, $out:expr) => {
+        match $xs.len() {
+            1 => $out.copy_from_slice(&$body::<$vnni, 1>($w, $xs.try_into().expect("1 row"))),
+            2 => $out.copy_from_slice(&$body::<$vnni, 2>($w, $xs.try_into().expect("2 rows"))),
+            3 => $out.copy_from_slice(&$body::<$vnni, 3>($w, $xs.try_into().expect("3 rows"))),
+            _ => $out.copy_from_slice(&$body::<$vnni, 4>($w, $xs.try_into().expect("4 rows"))),
         }
     };
 }
 
-entry_points!(BlockQ4_K, "Q4_K", dot_q4_k, dot_q4_k_vnni, q4_k);
-entry_points!(BlockQ5_K, "Q5_K", dot_q5_k, dot_q5_k_vnni, q5_k);
-entry_points!(BlockQ6_K, "Q6_K", dot_q6_k, dot_q6_k_vnni, q6_k);
+/// Entry points of one format: a weight row against 1..=4 activation rows (the weight unpacking
+/// is shared; each row's arithmetic is exactly the one-row dot's), and the one-row dot.
+macro_rules! entry_points {
+    ($block:ty, $what:literal, $plain:ident, $vnni:ident, $plain_multi:ident, $vnni_multi:ident,
+     $body:ident) => {
+        pub(super) fn $plain_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
+            check_multi($what, w.len(), xs, out);
+            require(FEATURES);
+            #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+            fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
+                // SAFETY: this function has the features the body needs.
+                unsafe { by_acts!($body, false, w, xs, out) }
+            }
+            // SAFETY: `require` checked that this CPU has the features `run` enables.
+            unsafe { run(w, xs, out) }
+        }
+
+        pub(super) fn $vnni_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
+            check_multi($what, w.len(), xs, out);
+            require(FEATURES_VNNI);
+            #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+            fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
+                // SAFETY: this function has the features the body needs.
+                unsafe { by_acts!($body, true, w, xs, out) }
+            }
+            // SAFETY: `require` checked that this CPU has the features `run` enables.
+            unsafe { run(w, xs, out) }
+        }
+
+        pub(super) fn $plain(w: &[$block], x: &[BlockQ8_K]) -> f32 {
+            let mut out = [0.0];
+            $plain_multi(w, &[x], &mut out);
+            out[0]
+        }
+
+        pub(super) fn $vnni(w: &[$block], x: &[BlockQ8_K]) -> f32 {
+            let mut out = [0.0];
+            $vnni_multi(w, &[x], &mut out);
+            out[0]
+        }
+    };
+}
+
+entry_points!(
+    BlockQ4_K,
+    "Q4_K",
+    dot_q4_k,
+    dot_q4_k_vnni,
+    multi_q4_k,
+    multi_q4_k_vnni,
+    q4_k
+);
+entry_points!(
+    BlockQ5_K,
+    "Q5_K",
+    dot_q5_k,
+    dot_q5_k_vnni,
+    multi_q5_k,
+    multi_q5_k_vnni,
+    q5_k
+);
+entry_points!(
+    BlockQ6_K,
+    "Q6_K",
+    dot_q6_k,
+    dot_q6_k_vnni,
+    multi_q6_k,
+    multi_q6_k_vnni,
+    q6_k
+);
 
 pub(super) fn quantize_q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
     assert_eq!(src.len(), out.len() * QK_K, "Q8_K quantize: input length");
@@ -133,24 +191,43 @@ unsafe fn nibbles(q: __m512i) -> (__m512i, __m512i) {
     )
 }
 
-/// One Q4_K / Q5_K block added into `acc`. `quants[g]` holds the quants of values
-/// `128g .. 128g + 128` as `(low, high)`: `low` = sub-blocks 4g and 4g+2, `high` = 4g+1 and 4g+3
-/// (32 values each, in that order).
+/// The weight side of a Q4_K / Q5_K block, shared by every activation row: the sub-block scales
+/// spread over the i16 lanes of each quants register (`[g][low, high]`, see [`affine_dot`]), and
+/// the mins.
+struct AffineScales {
+    lanes: [[__m512i; 2]; 2],
+    mins: [u8; 8],
+}
+
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[inline(always)]
+unsafe fn affine_scales(scales: &[u8; 12]) -> AffineScales {
+    let (sc, mins) = unpack_scales_mins(scales);
+    // Scales as i16 in lanes 0..8.
+    let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
+    let spread = |k: usize| _mm512_permutexvar_epi16(load64(&AFFINE_LANES[k]), sc16);
+    AffineScales {
+        lanes: [[spread(0), spread(1)], [spread(2), spread(3)]],
+        mins,
+    }
+}
+
+/// One Q4_K / Q5_K block times one activation block, added into `acc`. `quants[g]` holds the
+/// quants of values `128g .. 128g + 128` as `(low, high)`: `low` = sub-blocks 4g and 4g+2,
+/// `high` = 4g+1 and 4g+3 (32 values each, in that order).
 ///
 /// # Safety
 /// As [`madd_acc`].
 #[inline(always)]
-unsafe fn affine_block<const VNNI: bool>(
-    scales: &[u8; 12],
+unsafe fn affine_dot<const VNNI: bool>(
+    s: &AffineScales,
     d: f32,
     dmin: f32,
     a: &BlockQ8_K,
-    quants: [(__m512i, __m512i); 2],
+    quants: &[(__m512i, __m512i); 2],
     acc: __m512,
 ) -> __m512 {
-    let (sc, mn) = unpack_scales_mins(scales);
-    // Scales as i16 in lanes 0..8.
-    let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
     let ys = a.qs.as_chunks::<64>().0;
     let mut isum = _mm512_setzero_si512();
     for g in 0..2 {
@@ -159,39 +236,60 @@ unsafe fn affine_block<const VNNI: bool>(
         let y1 = load64(&ys[2 * g + 1]); // sub-blocks 4g+2, 4g+3
         let ylo = _mm512_shuffle_i64x2::<0x44>(y0, y1); // 4g, 4g+2
         let yhi = _mm512_shuffle_i64x2::<0xEE>(y0, y1); // 4g+1, 4g+3
-        let slo = _mm512_permutexvar_epi16(load64(&AFFINE_LANES[2 * g]), sc16);
-        let shi = _mm512_permutexvar_epi16(load64(&AFFINE_LANES[2 * g + 1]), sc16);
-        isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(lo, ylo), slo);
-        isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(hi, yhi), shi);
+        isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(lo, ylo), s.lanes[g][0]);
+        isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(hi, yhi), s.lanes[g][1]);
     }
-    let msum = _mm512_zextsi256_si512(mins_dot(mn, &a.bsums));
+    let msum = _mm512_zextsi256_si512(mins_dot(s.mins, &a.bsums));
     let acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), acc);
     _mm512_fnmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(msum), acc)
 }
 
+/// The horizontal sums of `N` accumulators.
+///
 /// # Safety
-/// As [`madd_acc`].
+/// The CPU must have AVX-512 F.
 #[inline(always)]
-unsafe fn q4_k<const VNNI: bool>(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
-    let mut acc = _mm512_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
-        let qs = b.qs.as_chunks::<64>().0;
-        let quants = [nibbles(load64(&qs[0])), nibbles(load64(&qs[1]))];
-        let d = a.d * b.d.to_f32_const();
-        let dmin = a.d * b.dmin.to_f32_const();
-        acc = affine_block::<VNNI>(&b.scales, d, dmin, a, quants, acc);
+unsafe fn reduce<const N: usize>(acc: [__m512; N]) -> [f32; N] {
+    let mut out = [0.0f32; N];
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = _mm512_reduce_add_ps(a);
     }
-    _mm512_reduce_add_ps(acc)
+    out
 }
 
 /// # Safety
 /// As [`madd_acc`].
 #[inline(always)]
-unsafe fn q5_k<const VNNI: bool>(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
+unsafe fn q4_k<const VNNI: bool, const N: usize>(
+    w: &[BlockQ4_K],
+    xs: &[&[BlockQ8_K]; N],
+) -> [f32; N] {
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
+        let qs = b.qs.as_chunks::<64>().0;
+        let quants = [nibbles(load64(&qs[0])), nibbles(load64(&qs[1]))];
+        let scales = affine_scales(&b.scales);
+        for (acc, x) in acc.iter_mut().zip(xs) {
+            let a = &x[i];
+            let d = a.d * b.d.to_f32_const();
+            let dmin = a.d * b.dmin.to_f32_const();
+            *acc = affine_dot::<VNNI>(&scales, d, dmin, a, &quants, *acc);
+        }
+    }
+    reduce(acc)
+}
+
+/// # Safety
+/// As [`madd_acc`].
+#[inline(always)]
+unsafe fn q5_k<const VNNI: bool, const N: usize>(
+    w: &[BlockQ5_K],
+    xs: &[&[BlockQ8_K]; N],
+) -> [f32; N] {
     let bit0 = _mm512_set1_epi8(1);
     let bit1 = _mm512_set1_epi8(2);
-    let mut acc = _mm512_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
         // The low 256 bits serve chunk 2g (qh bits 4g, 4g+1), the high 256 bits chunk 2g+1
         // (bits 4g+2, 4g+3): start the high half two bits further along.
         let qh = _mm512_broadcast_i64x4(load_u8x32(&b.qh));
@@ -207,28 +305,36 @@ unsafe fn q5_k<const VNNI: bool>(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
             qh = _mm512_srli_epi16::<4>(qh);
             quants[g] = (lo, hi);
         }
-        let d = a.d * b.d.to_f32_const();
-        let dmin = a.d * b.dmin.to_f32_const();
-        acc = affine_block::<VNNI>(&b.scales, d, dmin, a, quants, acc);
+        let scales = affine_scales(&b.scales);
+        for (acc, x) in acc.iter_mut().zip(xs) {
+            let a = &x[i];
+            let d = a.d * b.d.to_f32_const();
+            let dmin = a.d * b.dmin.to_f32_const();
+            *acc = affine_dot::<VNNI>(&scales, d, dmin, a, &quants, *acc);
+        }
     }
-    _mm512_reduce_add_ps(acc)
+    reduce(acc)
 }
 
 /// # Safety
 /// As [`madd_acc`].
 #[inline(always)]
-unsafe fn q6_k<const VNNI: bool>(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
+unsafe fn q6_k<const VNNI: bool, const N: usize>(
+    w: &[BlockQ6_K],
+    xs: &[&[BlockQ8_K]; N],
+) -> [f32; N] {
     let low4 = _mm512_set1_epi8(0x0F);
     let top2 = _mm512_set1_epi8(0x30);
-    let mut acc = _mm512_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
+    let mut acc = [_mm512_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
         let ql = b.ql.as_chunks::<64>().0;
         let qh = b.qh.as_chunks::<32>().0;
-        let ys = a.qs.as_chunks::<64>().0;
         // All 16 scales as i16 in lanes 0..16.
         let sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.scales.as_ptr().cast()));
         let sc16 = _mm512_castsi256_si512(sc_all);
-        let mut isum = _mm512_setzero_si512();
+        // [2 halves][values +0..64, +64..128]: quants and the scales of their i16 lanes.
+        let mut quants = [[_mm512_setzero_si512(); 2]; 2];
+        let mut lanes = [[_mm512_setzero_si512(); 2]; 2];
         for h in 0..2 {
             // ql = [low bits of values 128h + 0..32 and + 64..96 | + 32..64 and + 96..128].
             let l = load64(&ql[h]);
@@ -243,19 +349,32 @@ unsafe fn q6_k<const VNNI: bool>(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
                 _mm512_and_si512(_mm512_srli_epi16::<4>(l), low4),
                 _mm512_and_si512(down, top2),
             );
+            quants[h] = [q_a, q_b];
             // Each 128-bit lane is one sub-block of 16 values: 8h + (0..4), then 8h + 4 + (0..4).
-            let s_a = _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h]), sc16);
-            let s_b = _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h + 1]), sc16);
-            isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_a, load64(&ys[2 * h])), s_a);
-            isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_b, load64(&ys[2 * h + 1])), s_b);
+            lanes[h] = [
+                _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h]), sc16),
+                _mm512_permutexvar_epi16(load64(&Q6_LANES[2 * h + 1]), sc16),
+            ];
         }
-        // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
-        let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
-        isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(bias)));
-        let d = a.d * b.d.to_f32_const();
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), acc);
+        for (acc, x) in acc.iter_mut().zip(xs) {
+            let a = &x[i];
+            let ys = a.qs.as_chunks::<64>().0;
+            let mut isum = _mm512_setzero_si512();
+            for h in 0..2 {
+                let [q_a, q_b] = quants[h];
+                let [s_a, s_b] = lanes[h];
+                isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_a, load64(&ys[2 * h])), s_a);
+                isum =
+                    madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(q_b, load64(&ys[2 * h + 1])), s_b);
+            }
+            // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
+            let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
+            isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(bias)));
+            let d = a.d * b.d.to_f32_const();
+            *acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), *acc);
+        }
     }
-    _mm512_reduce_add_ps(acc)
+    reduce(acc)
 }
 
 /// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 16 values per instruction.

@@ -12,7 +12,7 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-use super::{DotFn, Isa, SimdDot};
+use super::{DotFn, Isa, MultiDotFn, SimdDot};
 use crate::quant::{quantize_q8_k_scalar, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 
 impl SimdDot for BlockQ4_K {
@@ -26,6 +26,16 @@ impl SimdDot for BlockQ4_K {
             Isa::Avx512Vnni => Some(avx512::dot_q4_k_vnni),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(neon::dot_q4_k),
+            _ => None,
+        }
+    }
+
+    fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(avx512::multi_q4_k),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(avx512::multi_q4_k_vnni),
             _ => None,
         }
     }
@@ -45,6 +55,16 @@ impl SimdDot for BlockQ5_K {
             _ => None,
         }
     }
+
+    fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(avx512::multi_q5_k),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(avx512::multi_q5_k_vnni),
+            _ => None,
+        }
+    }
 }
 
 impl SimdDot for BlockQ6_K {
@@ -58,6 +78,16 @@ impl SimdDot for BlockQ6_K {
             Isa::Avx512Vnni => Some(avx512::dot_q6_k_vnni),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => Some(neon::dot_q6_k),
+            _ => None,
+        }
+    }
+
+    fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Some(avx512::multi_q6_k),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => Some(avx512::multi_q6_k_vnni),
             _ => None,
         }
     }

@@ -6,7 +6,6 @@
 //! `vpmaddwd` plus an add. The shared bodies are `#[inline(always)]` and take `VNNI` as a const,
 //! so each entry point compiles them with its own target features.
 
-use super::avx2::mins_dot;
 use super::{load_i16x16, load_u8x32, require};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
@@ -196,7 +195,8 @@ unsafe fn nibbles(q: __m512i) -> (__m512i, __m512i) {
 /// the mins.
 struct AffineScales {
     lanes: [[__m512i; 2]; 2],
-    mins: [u8; 8],
+    /// Each min twice, as the two i16 halves of its i32 lane, to pair with its two bsums.
+    mins: __m256i,
 }
 
 /// # Safety
@@ -207,9 +207,10 @@ unsafe fn affine_scales(scales: &[u8; 12]) -> AffineScales {
     // Scales as i16 in lanes 0..8.
     let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
     let spread = |k: usize| _mm512_permutexvar_epi16(load64(&AFFINE_LANES[k]), sc16);
+    let m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mins)));
     AffineScales {
         lanes: [[spread(0), spread(1)], [spread(2), spread(3)]],
-        mins,
+        mins: _mm256_or_si256(m32, _mm256_slli_epi32::<16>(m32)),
     }
 }
 
@@ -239,7 +240,7 @@ unsafe fn affine_dot<const VNNI: bool>(
         isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(lo, ylo), s.lanes[g][0]);
         isum = madd_acc::<VNNI>(isum, _mm512_maddubs_epi16(hi, yhi), s.lanes[g][1]);
     }
-    let msum = _mm512_zextsi256_si512(mins_dot(s.mins, &a.bsums));
+    let msum = _mm512_zextsi256_si512(_mm256_madd_epi16(load_i16x16(&a.bsums), s.mins));
     let acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), acc);
     _mm512_fnmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(msum), acc)
 }
@@ -269,11 +270,10 @@ unsafe fn q4_k<const VNNI: bool, const N: usize>(
         let qs = b.qs.as_chunks::<64>().0;
         let quants = [nibbles(load64(&qs[0])), nibbles(load64(&qs[1]))];
         let scales = affine_scales(&b.scales);
+        let (bd, bmin) = (b.d.to_f32_const(), b.dmin.to_f32_const());
         for (acc, x) in acc.iter_mut().zip(xs) {
             let a = &x[i];
-            let d = a.d * b.d.to_f32_const();
-            let dmin = a.d * b.dmin.to_f32_const();
-            *acc = affine_dot::<VNNI>(&scales, d, dmin, a, &quants, *acc);
+            *acc = affine_dot::<VNNI>(&scales, a.d * bd, a.d * bmin, a, &quants, *acc);
         }
     }
     reduce(acc)
@@ -306,11 +306,10 @@ unsafe fn q5_k<const VNNI: bool, const N: usize>(
             quants[g] = (lo, hi);
         }
         let scales = affine_scales(&b.scales);
+        let (bd, bmin) = (b.d.to_f32_const(), b.dmin.to_f32_const());
         for (acc, x) in acc.iter_mut().zip(xs) {
             let a = &x[i];
-            let d = a.d * b.d.to_f32_const();
-            let dmin = a.d * b.dmin.to_f32_const();
-            *acc = affine_dot::<VNNI>(&scales, d, dmin, a, &quants, *acc);
+            *acc = affine_dot::<VNNI>(&scales, a.d * bd, a.d * bmin, a, &quants, *acc);
         }
     }
     reduce(acc)
@@ -332,6 +331,7 @@ unsafe fn q6_k<const VNNI: bool, const N: usize>(
         // All 16 scales as i16 in lanes 0..16.
         let sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.scales.as_ptr().cast()));
         let sc16 = _mm512_castsi256_si512(sc_all);
+        let bd = b.d.to_f32_const();
         // [2 halves][values +0..64, +64..128]: quants and the scales of their i16 lanes.
         let mut quants = [[_mm512_setzero_si512(); 2]; 2];
         let mut lanes = [[_mm512_setzero_si512(); 2]; 2];
@@ -370,8 +370,7 @@ unsafe fn q6_k<const VNNI: bool, const N: usize>(
             // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
             let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
             isum = _mm512_sub_epi32(isum, _mm512_zextsi256_si512(_mm256_slli_epi32::<5>(bias)));
-            let d = a.d * b.d.to_f32_const();
-            *acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(isum), *acc);
+            *acc = _mm512_fmadd_ps(_mm512_set1_ps(a.d * bd), _mm512_cvtepi32_ps(isum), *acc);
         }
     }
     reduce(acc)

@@ -4,33 +4,35 @@
 //! activation quants into 16 pair sums (never saturating: at most 2·63·128), `_mm256_madd_epi16`
 //! applies the sub-block scales, and the block's exact i32 sums are scaled into 8 f32 lanes.
 
-use super::{hsum256, load_i16x16, load_i8x32, load_u8x32, require};
+use super::{check_multi, hsum256, load_i16x16, load_i8x32, load_u8x32, require};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
 use std::arch::x86_64::*;
 
 const FEATURES: &[&str] = &["avx2", "fma"];
 
-pub(super) fn dot_q4_k(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
-    assert_eq!(w.len(), x.len(), "Q4_K dot: rows differ in length");
-    require(FEATURES);
-    // SAFETY: `require` checked that this CPU has AVX2 and FMA.
-    unsafe { q4_k(w, x) }
+macro_rules! entry_points {
+    ($block:ty, $what:literal, $dot:ident, $multi:ident, $body:ident) => {
+        /// A weight row against 1..=4 activation rows, sharing the weight unpacking; each row's
+        /// arithmetic is exactly the one-row dot's.
+        pub(super) fn $multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
+            check_multi($what, w.len(), xs, out);
+            require(FEATURES);
+            // SAFETY: `require` checked that this CPU has AVX2 and FMA.
+            unsafe { by_acts!($body, [], w, xs, out) }
+        }
+
+        pub(super) fn $dot(w: &[$block], x: &[BlockQ8_K]) -> f32 {
+            let mut out = [0.0];
+            $multi(w, &[x], &mut out);
+            out[0]
+        }
+    };
 }
 
-pub(super) fn dot_q5_k(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
-    assert_eq!(w.len(), x.len(), "Q5_K dot: rows differ in length");
-    require(FEATURES);
-    // SAFETY: as above.
-    unsafe { q5_k(w, x) }
-}
-
-pub(super) fn dot_q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
-    assert_eq!(w.len(), x.len(), "Q6_K dot: rows differ in length");
-    require(FEATURES);
-    // SAFETY: as above.
-    unsafe { q6_k(w, x) }
-}
+entry_points!(BlockQ4_K, "Q4_K", dot_q4_k, multi_q4_k, q4_k);
+entry_points!(BlockQ5_K, "Q5_K", dot_q5_k, multi_q5_k, q5_k);
+entry_points!(BlockQ6_K, "Q6_K", dot_q6_k, multi_q6_k, q6_k);
 
 pub(super) fn quantize_q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
     assert_eq!(src.len(), out.len() * QK_K, "Q8_K quantize: input length");
@@ -64,24 +66,24 @@ pub(super) fn mins_dot(mn: [u8; 8], bsums: &[i16; 16]) -> __m256i {
     _mm256_madd_epi16(load_i16x16(bsums), m16)
 }
 
-/// Q4_K and Q5_K share everything but how the quants are unpacked: `quants(c)` gives the
-/// low-nibble (sub-block 2c) and high-nibble (sub-block 2c+1) quants of 64-value chunk `c`.
+/// One Q4_K / Q5_K block times one activation block, added into `acc`. Q4_K and Q5_K share
+/// everything but how the quants are unpacked: `quants[c]` holds the low-nibble (sub-block 2c)
+/// and high-nibble (sub-block 2c+1) quants of 64-value chunk `c`; `sc16` the sub-block scales
+/// (see [`scales_i16`]) and `mn` the mins.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
-fn affine_block(
-    scales: &[u8; 12],
+fn affine_dot(
+    sc16: __m256i,
+    mn: [u8; 8],
     d: f32,
     dmin: f32,
     a: &BlockQ8_K,
-    mut quants: impl FnMut(usize) -> (__m256i, __m256i),
+    quants: &[(__m256i, __m256i); 4],
     acc: __m256,
 ) -> __m256 {
-    let (sc, mn) = unpack_scales_mins(scales);
-    let sc16 = scales_i16(sc);
     let ys = a.qs.as_chunks::<32>().0;
     let mut isum = _mm256_setzero_si256();
-    for c in 0..4 {
-        let (lo, hi) = quants(c);
+    for (c, &(lo, hi)) in quants.iter().enumerate() {
         let plo = _mm256_maddubs_epi16(lo, load_i8x32(&ys[2 * c]));
         let phi = _mm256_maddubs_epi16(hi, load_i8x32(&ys[2 * c + 1]));
         let plo = _mm256_madd_epi16(plo, broadcast_i16(sc16, 2 * c as i16));
@@ -93,71 +95,102 @@ fn affine_block(
     _mm256_fnmadd_ps(_mm256_set1_ps(dmin), _mm256_cvtepi32_ps(msum), acc)
 }
 
+/// The horizontal sums of `N` accumulators.
+#[inline]
 #[target_feature(enable = "avx2,fma")]
-fn q4_k(w: &[BlockQ4_K], x: &[BlockQ8_K]) -> f32 {
-    let low4 = _mm256_set1_epi8(0x0F);
-    let mut acc = _mm256_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
-        let qs = b.qs.as_chunks::<32>().0;
-        let quants = |c: usize| {
-            let q = load_u8x32(&qs[c]);
-            (
-                _mm256_and_si256(q, low4),
-                _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4),
-            )
-        };
-        let d = a.d * b.d.to_f32_const();
-        let dmin = a.d * b.dmin.to_f32_const();
-        acc = affine_block(&b.scales, d, dmin, a, quants, acc);
+fn reduce<const N: usize>(acc: [__m256; N]) -> [f32; N] {
+    let mut out = [0.0f32; N];
+    for (o, a) in out.iter_mut().zip(acc) {
+        *o = hsum256(a);
     }
-    hsum256(acc)
+    out
+}
+
+/// Block `i` of `w` (Q4_K or Q5_K, unpacked into `quants`) against block `i` of every row of `xs`.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+fn affine_rows<const N: usize>(
+    scales: &[u8; 12],
+    (bd, bmin): (f32, f32),
+    quants: &[(__m256i, __m256i); 4],
+    xs: &[&[BlockQ8_K]; N],
+    i: usize,
+    acc: &mut [__m256; N],
+) {
+    let (sc, mn) = unpack_scales_mins(scales);
+    let sc16 = scales_i16(sc);
+    for (acc, x) in acc.iter_mut().zip(xs) {
+        let a = &x[i];
+        *acc = affine_dot(sc16, mn, a.d * bd, a.d * bmin, a, quants, *acc);
+    }
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn q5_k(w: &[BlockQ5_K], x: &[BlockQ8_K]) -> f32 {
+fn q4_k<const N: usize>(w: &[BlockQ4_K], xs: &[&[BlockQ8_K]; N]) -> [f32; N] {
+    let low4 = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
+        let qs = b.qs.as_chunks::<32>().0;
+        let mut quants = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+        for (q, bytes) in quants.iter_mut().zip(qs) {
+            let v = load_u8x32(bytes);
+            *q = (
+                _mm256_and_si256(v, low4),
+                _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4),
+            );
+        }
+        let d = (b.d.to_f32_const(), b.dmin.to_f32_const());
+        affine_rows(&b.scales, d, &quants, xs, i, &mut acc);
+    }
+    reduce(acc)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn q5_k<const N: usize>(w: &[BlockQ5_K], xs: &[&[BlockQ8_K]; N]) -> [f32; N] {
     let low4 = _mm256_set1_epi8(0x0F);
     let bit0 = _mm256_set1_epi8(1);
     let bit1 = _mm256_set1_epi8(2);
-    let mut acc = _mm256_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
         let qs = b.qs.as_chunks::<32>().0;
         // Chunk c needs bits 2c and 2c+1 of qh; shifting 16-bit lanes by 2 per chunk moves them
         // to bits 0 and 1 of each byte (what spills in from the neighbour byte lands above).
         let mut qh = load_u8x32(&b.qh);
-        let quants = |c: usize| {
-            let q = load_u8x32(&qs[c]);
-            let lo = _mm256_and_si256(q, low4);
-            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(q), low4);
+        let mut quants = [(_mm256_setzero_si256(), _mm256_setzero_si256()); 4];
+        for (q, bytes) in quants.iter_mut().zip(qs) {
+            let v = load_u8x32(bytes);
+            let lo = _mm256_and_si256(v, low4);
+            let hi = _mm256_and_si256(_mm256_srli_epi16::<4>(v), low4);
             let lo = _mm256_or_si256(lo, _mm256_slli_epi16::<4>(_mm256_and_si256(qh, bit0)));
             let hi = _mm256_or_si256(hi, _mm256_slli_epi16::<3>(_mm256_and_si256(qh, bit1)));
             qh = _mm256_srli_epi16::<2>(qh);
-            (lo, hi)
-        };
-        let d = a.d * b.d.to_f32_const();
-        let dmin = a.d * b.dmin.to_f32_const();
-        acc = affine_block(&b.scales, d, dmin, a, quants, acc);
+            *q = (lo, hi);
+        }
+        let d = (b.d.to_f32_const(), b.dmin.to_f32_const());
+        affine_rows(&b.scales, d, &quants, xs, i, &mut acc);
     }
-    hsum256(acc)
+    reduce(acc)
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
+fn q6_k<const N: usize>(w: &[BlockQ6_K], xs: &[&[BlockQ8_K]; N]) -> [f32; N] {
     let low4 = _mm256_set1_epi8(0x0F);
     let top2 = _mm256_set1_epi8(0x30);
-    let mut acc = _mm256_setzero_ps();
-    for (b, a) in w.iter().zip(x) {
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (i, b) in w.iter().enumerate() {
         let ql = b.ql.as_chunks::<32>().0;
         let qh = b.qh.as_chunks::<32>().0;
-        let ys = a.qs.as_chunks::<32>().0;
         let sc8 = b.scales.as_chunks::<8>().0;
-        let mut isum = _mm256_setzero_si256();
+        // [2 halves][4 chunks of 32 values] quants, and per half the scales as i16.
+        let mut quants = [[_mm256_setzero_si256(); 4]; 2];
+        let mut scales = [_mm256_setzero_si256(); 2];
         for h in 0..2 {
             let l0 = load_u8x32(&ql[2 * h]);
             let l1 = load_u8x32(&ql[2 * h + 1]);
             let hb = load_u8x32(&qh[h]);
             // Values 128h + 32k + (0..32), k = 0..4: low 4 bits from l0/l1, top 2 from bits 2k
             // of hb moved to bits 4–5 (16-bit shifts; the masks drop what crosses bytes).
-            let q = [
+            quants[h] = [
                 _mm256_or_si256(
                     _mm256_and_si256(l0, low4),
                     _mm256_and_si256(_mm256_slli_epi16::<4>(hb), top2),
@@ -176,31 +209,38 @@ fn q6_k(w: &[BlockQ6_K], x: &[BlockQ8_K]) -> f32 {
                 ),
             ];
             // Scales 8h..8h+8 as i16 in both halves; 32 values span sub-blocks 2k and 2k+1.
-            let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(
+            scales[h] = _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(
                 i64::from_le_bytes(sc8[h].map(|s| s as u8)),
             )));
-            for (k, &qk) in q.iter().enumerate() {
-                let p = _mm256_maddubs_epi16(qk, load_i8x32(&ys[4 * h + k]));
-                let lo = 4 * k as i16; // byte index of scale 2k in the half
-                let pick = _mm256_set_m128i(
-                    _mm_set1_epi16(((lo + 3) << 8) | (lo + 2)),
-                    _mm_set1_epi16(((lo + 1) << 8) | lo),
-                );
-                let s = _mm256_shuffle_epi8(sc16, pick);
-                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
-            }
         }
-        // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
         let sc_all = _mm256_cvtepi8_epi16(_mm_set_epi64x(
             i64::from_le_bytes(sc8[1].map(|s| s as u8)),
             i64::from_le_bytes(sc8[0].map(|s| s as u8)),
         ));
-        let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
-        isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(bias));
-        let d = a.d * b.d.to_f32_const();
-        acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum), acc);
+        let bd = b.d.to_f32_const();
+        for (acc, x) in acc.iter_mut().zip(xs) {
+            let a = &x[i];
+            let ys = a.qs.as_chunks::<32>().0;
+            let mut isum = _mm256_setzero_si256();
+            for h in 0..2 {
+                for (k, &qk) in quants[h].iter().enumerate() {
+                    let p = _mm256_maddubs_epi16(qk, load_i8x32(&ys[4 * h + k]));
+                    let lo = 4 * k as i16; // byte index of scale 2k in the half
+                    let pick = _mm256_set_m128i(
+                        _mm_set1_epi16(((lo + 3) << 8) | (lo + 2)),
+                        _mm_set1_epi16(((lo + 1) << 8) | lo),
+                    );
+                    let s = _mm256_shuffle_epi8(scales[h], pick);
+                    isum = _mm256_add_epi32(isum, _mm256_madd_epi16(p, s));
+                }
+            }
+            // The stored quants are biased by 32: subtract 32·Σ_j sc_j·bsums_j.
+            let bias = _mm256_madd_epi16(load_i16x16(&a.bsums), sc_all);
+            isum = _mm256_sub_epi32(isum, _mm256_slli_epi32::<5>(bias));
+            *acc = _mm256_fmadd_ps(_mm256_set1_ps(a.d * bd), _mm256_cvtepi32_ps(isum), *acc);
+        }
     }
-    hsum256(acc)
+    reduce(acc)
 }
 
 /// Quantizes to Q8_K exactly as `quantize_q8_k_scalar` does, 8 values per instruction.

@@ -6,40 +6,13 @@
 //! `vpmaddwd` plus an add. The shared bodies are `#[inline(always)]` and take `VNNI` as a const,
 //! so each entry point compiles them with its own target features.
 
-use super::{load_i16x16, load_u8x32, require};
+use super::{check_multi, load_i16x16, load_u8x32, require};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
 use std::arch::x86_64::*;
 
 const FEATURES: &[&str] = &["avx2", "fma", "avx512f", "avx512bw"];
 const FEATURES_VNNI: &[&str] = &["avx2", "fma", "avx512f", "avx512bw", "avx512vnni"];
-
-use super::super::MULTI_ACTS as MAX_ACTS;
-
-/// Panics unless `xs` holds 1..=[`MAX_ACTS`] rows as long as `w`, and `out` one value per row.
-fn check_multi(what: &str, w: usize, xs: &[&[BlockQ8_K]], out: &[f32]) {
-    assert!(
-        (1..=MAX_ACTS).contains(&xs.len()) && out.len() == xs.len(),
-        "{what} dot: {} activation rows and {} outputs (1..={MAX_ACTS}, equal)",
-        xs.len(),
-        out.len()
-    );
-    for x in xs {
-        assert_eq!(w, x.len(), "{what} dot: rows differ in length");
-    }
-}
-
-/// `$body::<VNNI, N>` for the runtime row count `xs.len()` (checked by `check_multi`).
-macro_rules! by_acts {
-    ($body:ident, $vnni:literal, $w:expr, $xs:expr, $out:expr) => {
-        match $xs.len() {
-            1 => $out.copy_from_slice(&$body::<$vnni, 1>($w, $xs.try_into().expect("1 row"))),
-            2 => $out.copy_from_slice(&$body::<$vnni, 2>($w, $xs.try_into().expect("2 rows"))),
-            3 => $out.copy_from_slice(&$body::<$vnni, 3>($w, $xs.try_into().expect("3 rows"))),
-            _ => $out.copy_from_slice(&$body::<$vnni, 4>($w, $xs.try_into().expect("4 rows"))),
-        }
-    };
-}
 
 /// Entry points of one format: a weight row against 1..=4 activation rows (the weight unpacking
 /// is shared; each row's arithmetic is exactly the one-row dot's), and the one-row dot.
@@ -52,7 +25,7 @@ macro_rules! entry_points {
             #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
-                unsafe { by_acts!($body, false, w, xs, out) }
+                unsafe { by_acts!($body, [false,], w, xs, out) }
             }
             // SAFETY: `require` checked that this CPU has the features `run` enables.
             unsafe { run(w, xs, out) }
@@ -64,7 +37,7 @@ macro_rules! entry_points {
             #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
-                unsafe { by_acts!($body, true, w, xs, out) }
+                unsafe { by_acts!($body, [true,], w, xs, out) }
             }
             // SAFETY: `require` checked that this CPU has the features `run` enables.
             unsafe { run(w, xs, out) }

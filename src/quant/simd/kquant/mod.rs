@@ -5,6 +5,20 @@
 //! (`dot_scalar` in `quant::q{4,5,6}_k`); only the order of the f32 additions across blocks
 //! differs. The Q8_K quantizers write exactly the bytes of [`quantize_q8_k_scalar`].
 
+/// `$body::<$pre.. N>(w, xs)` copied into `out` for the runtime row count `xs.len()` (checked by
+/// `check_multi`); `$pre` are the body's leading generic arguments, e.g. `[true,]`.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_acts {
+    ($body:ident, [$($pre:tt)*], $w:expr, $xs:expr, $out:expr) => {
+        match $xs.len() {
+            1 => $out.copy_from_slice(&$body::<$($pre)* 1>($w, $xs.try_into().expect("1 row"))),
+            2 => $out.copy_from_slice(&$body::<$($pre)* 2>($w, $xs.try_into().expect("2 rows"))),
+            3 => $out.copy_from_slice(&$body::<$($pre)* 3>($w, $xs.try_into().expect("3 rows"))),
+            _ => $out.copy_from_slice(&$body::<$($pre)* 4>($w, $xs.try_into().expect("4 rows"))),
+        }
+    };
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx2;
 #[cfg(target_arch = "x86_64")]
@@ -12,7 +26,7 @@ mod avx512;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 
-use super::{DotFn, Isa, MultiDotFn, SimdDot};
+use super::{DotFn, Isa, MultiDotFn, SimdDot, MULTI_ACTS};
 use crate::quant::{quantize_q8_k_scalar, BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K};
 
 impl SimdDot for BlockQ4_K {
@@ -32,6 +46,8 @@ impl SimdDot for BlockQ4_K {
 
     fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
         match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(avx2::multi_q4_k),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(avx512::multi_q4_k),
             #[cfg(target_arch = "x86_64")]
@@ -59,6 +75,8 @@ impl SimdDot for BlockQ5_K {
     fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
         match isa {
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(avx2::multi_q5_k),
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(avx512::multi_q5_k),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(avx512::multi_q5_k_vnni),
@@ -85,6 +103,8 @@ impl SimdDot for BlockQ6_K {
     fn multi(isa: Isa) -> Option<MultiDotFn<Self>> {
         match isa {
             #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Some(avx2::multi_q6_k),
+            #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => Some(avx512::multi_q6_k),
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512Vnni => Some(avx512::multi_q6_k_vnni),
@@ -107,6 +127,20 @@ pub fn q8_k_quantizer(isa: Isa) -> QuantizeFn {
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => neon::quantize_q8_k,
         _ => quantize_q8_k_scalar,
+    }
+}
+
+/// Panics unless `xs` holds 1..=[`MULTI_ACTS`] rows as long as `w`, and `out` one value per row.
+#[cfg(target_arch = "x86_64")]
+fn check_multi(what: &str, w: usize, xs: &[&[BlockQ8_K]], out: &[f32]) {
+    assert!(
+        (1..=MULTI_ACTS).contains(&xs.len()) && out.len() == xs.len(),
+        "{what} dot: {} activation rows and {} outputs (1..={MULTI_ACTS}, equal)",
+        xs.len(),
+        out.len()
+    );
+    for x in xs {
+        assert_eq!(w, x.len(), "{what} dot: rows differ in length");
     }
 }
 

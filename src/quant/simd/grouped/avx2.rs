@@ -5,7 +5,7 @@
 //! (|sum| ≤ 4·15·128), then `vpmaddwd` by ones into the same i32 lanes as the AVX-512 kernel.
 
 use super::super::legacy::hsum;
-use super::{by_shape, check_call, Prepared, GROUP};
+use super::{by_shape, check_call, entry_point, Prepared, GROUP};
 use crate::quant::BlockQ4_0;
 use std::arch::x86_64::*;
 
@@ -16,18 +16,8 @@ pub(super) fn supported() -> bool {
         && is_x86_feature_detected!("f16c")
 }
 
-pub(super) fn dot_q4_0(
-    w: &[BlockQ4_0],
-    stride: usize,
-    rows: usize,
-    xs: &[Prepared],
-    out: &mut [f32],
-) {
-    let (groups, stride) = check_call("Q4_0 grouped", w.len(), stride, rows, xs, out);
-    // SAFETY: the CPU has the features (see `supported`); `check_call` checked every length the
-    // kernel reads.
-    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
-}
+// Safe entry point, handed out only after `supported()`.
+entry_point!(dot_q4_0, BlockQ4_0, "Q4_0 grouped", q4_0_impl);
 
 /// The 8 f16 scales of a Q4_0 group (at bytes `18b`) as f32.
 #[inline]

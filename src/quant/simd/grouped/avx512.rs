@@ -5,7 +5,7 @@
 //! gathers the `qs` bytes of 4 (Q4_0) or 2 (Q8_0) blocks into one register and the 8 f16 scales
 //! into another: every field of both formats starts at an even byte.
 
-use super::{by_shape, check_call, Prepared, GROUP};
+use super::{by_shape, check_call, entry_point, Prepared, GROUP};
 use crate::quant::{BlockQ4_0, BlockQ8_0};
 use std::arch::x86_64::*;
 
@@ -19,30 +19,8 @@ pub(super) fn supported() -> bool {
 
 // Safe entry points, handed out only after `supported()`.
 
-pub(super) fn dot_q4_0(
-    w: &[BlockQ4_0],
-    stride: usize,
-    rows: usize,
-    xs: &[Prepared],
-    out: &mut [f32],
-) {
-    let (groups, stride) = check_call("Q4_0 grouped", w.len(), stride, rows, xs, out);
-    // SAFETY: the CPU has the features (see `supported`); `check_call` checked every length the
-    // kernel reads.
-    unsafe { by_shape!(q4_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
-}
-
-pub(super) fn dot_q8_0(
-    w: &[BlockQ8_0],
-    stride: usize,
-    rows: usize,
-    xs: &[Prepared],
-    out: &mut [f32],
-) {
-    let (groups, stride) = check_call("Q8_0 grouped", w.len(), stride, rows, xs, out);
-    // SAFETY: as in `dot_q4_0`.
-    unsafe { by_shape!(q8_0_impl, rows, xs.len(), (w, groups, stride, xs, out)) }
-}
+entry_point!(dot_q4_0, BlockQ4_0, "Q4_0 grouped", q4_0_impl);
+entry_point!(dot_q8_0, BlockQ8_0, "Q8_0 grouped", q8_0_impl);
 
 // `vpermt2w` indices: output word `i` takes word `f[i]` of the 64-word pair of tables.
 

@@ -132,6 +132,26 @@ macro_rules! by_shape {
 }
 use by_shape;
 
+/// A safe grouped entry point `$name` for `$kernel` (handed out only after the file's
+/// `supported()`): checks the call, then runs the kernel for the call's tile shape.
+macro_rules! entry_point {
+    ($name:ident, $block:ty, $what:literal, $kernel:ident) => {
+        pub(super) fn $name(
+            w: &[$block],
+            stride: usize,
+            rows: usize,
+            xs: &[Prepared],
+            out: &mut [f32],
+        ) {
+            let (groups, stride) = check_call($what, w.len(), stride, rows, xs, out);
+            // SAFETY: the CPU has the features (see `supported`); `check_call` checked every
+            // length the kernel reads.
+            unsafe { by_shape!($kernel, rows, xs.len(), (w, groups, stride, xs, out)) }
+        }
+    };
+}
+use entry_point;
+
 /// Panics unless `x` holds whole groups.
 fn check_groups(what: &str, blocks: usize) -> usize {
     assert!(

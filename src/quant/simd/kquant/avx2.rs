@@ -56,14 +56,20 @@ fn scales_i16(sc: [u8; 8]) -> __m256i {
     _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))))
 }
 
+/// The 8 mins as i16 pairs: each min twice, as the two i16 halves of its i32 lane, so that
+/// `vpmaddwd` with the 16 bsums gives `mn_j·(bsums[2j] + bsums[2j+1])` in lane `j`.
+#[inline]
+#[target_feature(enable = "avx2")]
+pub(super) fn mins_pairs(mn: [u8; 8]) -> __m256i {
+    let m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
+    _mm256_or_si256(m32, _mm256_slli_epi32::<16>(m32))
+}
+
 /// `Σ_j mn_j·(bsums[2j] + bsums[2j+1])` in 8 i32 lanes.
 #[inline]
 #[target_feature(enable = "avx2")]
-pub(super) fn mins_dot(mn: [u8; 8], bsums: &[i16; 16]) -> __m256i {
-    let m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mn)));
-    // Each min twice, as the two i16 halves of its i32 lane, pairs with its two bsums.
-    let m16 = _mm256_or_si256(m32, _mm256_slli_epi32::<16>(m32));
-    _mm256_madd_epi16(load_i16x16(bsums), m16)
+fn mins_dot(mn: [u8; 8], bsums: &[i16; 16]) -> __m256i {
+    _mm256_madd_epi16(load_i16x16(bsums), mins_pairs(mn))
 }
 
 /// One Q4_K / Q5_K block times one activation block, added into `acc`. Q4_K and Q5_K share

@@ -6,6 +6,7 @@
 //! `vpmaddwd` plus an add. The shared bodies are `#[inline(always)]` and take `VNNI` as a const,
 //! so each entry point compiles them with its own target features.
 
+use super::avx2::mins_pairs;
 use super::{check_multi, load_i16x16, load_u8x32, require};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
@@ -168,7 +169,7 @@ unsafe fn nibbles(q: __m512i) -> (__m512i, __m512i) {
 /// the mins.
 struct AffineScales {
     lanes: [[__m512i; 2]; 2],
-    /// Each min twice, as the two i16 halves of its i32 lane, to pair with its two bsums.
+    /// The mins as i16 pairs for the bsums (see [`mins_pairs`]).
     mins: __m256i,
 }
 
@@ -180,10 +181,9 @@ unsafe fn affine_scales(scales: &[u8; 12]) -> AffineScales {
     // Scales as i16 in lanes 0..8.
     let sc16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(i64::from_le_bytes(sc))));
     let spread = |k: usize| _mm512_permutexvar_epi16(load64(&AFFINE_LANES[k]), sc16);
-    let m32 = _mm256_cvtepu8_epi32(_mm_cvtsi64_si128(i64::from_le_bytes(mins)));
     AffineScales {
         lanes: [[spread(0), spread(1)], [spread(2), spread(3)]],
-        mins: _mm256_or_si256(m32, _mm256_slli_epi32::<16>(m32)),
+        mins: mins_pairs(mins),
     }
 }
 

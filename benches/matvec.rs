@@ -19,7 +19,8 @@ const MIN_TIME: Duration = Duration::from_millis(1500);
 
 fn main() {
     let threads = rayon::current_num_threads();
-    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5);
+    let bw = tandem::machine::read_bandwidth(tandem::machine::DEFAULT_BYTES, 5)
+        .expect("map the bandwidth probe");
     println!(
         "memory read bandwidth: {:.2} GB/s ({threads} threads)",
         bw / 1e9
@@ -52,17 +53,19 @@ fn main() {
         for (rows, cols) in [(14336, 4096), (4096, 14336)] {
             let one = random_matrix(ty, rows, cols);
             let copies = (WORKING_SET / one.len()).max(2);
-            // Backed by u64 so every block type's alignment holds.
-            let words = one.len().div_ceil(8);
-            let mut store = vec![0u64; words * copies];
+            // Copies 8-byte aligned, so every block type's alignment holds.
+            let stride = one.len().next_multiple_of(8);
+            let mut store =
+                memmap2::MmapMut::map_anon(stride * copies).expect("map bench matrices");
+            // Huge pages like the probe's and the model map's (see tandem::machine).
+            #[cfg(target_os = "linux")]
+            let _ = store.advise(memmap2::Advice::HugePage);
             for c in 0..copies {
-                bytemuck::cast_slice_mut::<u64, u8>(&mut store[c * words..(c + 1) * words])
-                    [..one.len()]
-                    .copy_from_slice(&one);
+                store[c * stride..][..one.len()].copy_from_slice(&one);
             }
             let mats: Vec<QMatrix> = (0..copies)
                 .map(|c| {
-                    let bytes = &bytemuck::cast_slice::<u64, u8>(&store[c * words..])[..one.len()];
+                    let bytes = &store[c * stride..][..one.len()];
                     QMatrix::new(ty, rows, cols, bytes).expect("bench matrix")
                 })
                 .collect();

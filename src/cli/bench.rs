@@ -68,8 +68,12 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         let passes = s.timings.gen_tokens.saturating_sub(1).max(1);
         let tps = passes as f64 / s.timings.gen_time.as_secs_f64();
         tg.push(tps);
-        let probe = probe
-            .get_or_insert_with(|| tandem::machine::ReadProbe::new(tandem::machine::DEFAULT_BYTES));
+        let probe = match &mut probe {
+            Some(p) => p,
+            None => probe.insert(tandem::machine::ReadProbe::new(
+                tandem::machine::DEFAULT_BYTES,
+            )?),
+        };
         let bw = probe.measure(3);
         bws.push(bw);
         fractions.push(tps * bytes_per_token / bw);
@@ -79,6 +83,10 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     let achieved = tg_mean * bytes_per_token;
     let (bw, _) = mean_sd(&bws);
     let (fraction, fraction_sd) = mean_sd(&fractions);
+    // Page sizes of the weights and of the probe: decoding from 4 KiB pages against a probe in
+    // 2 MiB pages (or the reverse) compares two different things.
+    let weights_huge = tandem::machine::huge_page_bytes(loaded.file.bytes());
+    let probe_huge = probe.as_ref().and_then(|p| p.huge_page_bytes());
     if args.json {
         println!(
             "{}",
@@ -89,7 +97,8 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
                 "bytes_per_token": bytes_per_token, "read_bw_bytes_per_s": bw,
                 "achieved_bytes_per_s": achieved, "bw_fraction": fraction,
                 "bw_fraction_sd": fraction_sd, "read_bw_per_rep": bws,
-                "peak_rss_bytes": rss,
+                "peak_rss_bytes": rss, "weights_bytes": loaded.file.bytes().len(),
+                "weights_huge_page_bytes": weights_huge, "probe_huge_page_bytes": probe_huge,
             })
         );
     } else {
@@ -114,6 +123,13 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
             100.0 * fraction,
             100.0 * fraction_sd
         );
+        if let (Some(w), Some(p)) = (weights_huge, probe_huge) {
+            println!(
+                "in huge pages: {:.0}% of the weights, {:.0}% of the bandwidth probe",
+                100.0 * w as f64 / loaded.file.bytes().len().max(1) as f64,
+                100.0 * p as f64 / tandem::machine::DEFAULT_BYTES as f64
+            );
+        }
         if let Some(r) = rss {
             println!("peak RSS: {:.1} MB", r as f64 / 1e6);
         }

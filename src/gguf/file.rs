@@ -27,7 +27,14 @@ impl GgufFile {
         } else {
             // SAFETY: the map is read-only. Like every mmap-based reader, it assumes no other
             // process truncates or rewrites the file while it is open.
-            Some(unsafe { Mmap::map(&file) }.map_err(|e| GgufError::io(path, e))?)
+            let map = unsafe { Mmap::map(&file) }.map_err(|e| GgufError::io(path, e))?;
+            // Decoding streams every active weight once per token, and through 4 KiB pages each
+            // 4 KiB costs a TLB miss. With this advice, pages the map faults in from disk come in
+            // 2 MiB folios mapped whole (THP `madvise` mode); a file the page cache already holds
+            // in small folios stays in 4 KiB pages. Failure (THP off) changes nothing else.
+            #[cfg(target_os = "linux")]
+            let _ = map.advise(memmap2::Advice::HugePage);
+            Some(map)
         };
         let header = GgufHeader::parse(map.as_deref().unwrap_or(&[]))?;
         Ok(GgufFile { map, header })

@@ -316,10 +316,10 @@ fn bf16_kernels_match_scalar() {
 }
 
 /// The grouped kernels (1..=4 weight rows, adjacent or strided, against 1..=4 prepared
-/// activation rows) against the scalar reference. They split each block's exact integer sum over `lanes` i32 lanes (4 for
-/// Q4_0, 8 for Q8_0), each scaled and added on its own: `lanes` f32 terms per block instead of
-/// one, so the bound of the header becomes (k_scalar + k_grouped + 16)·u·T with
-/// k_grouped = lanes·k.
+/// activation rows) against the scalar reference. They split each block's exact integer sum over
+/// up to `lanes` i32 lanes (Q4_0: 2 on AVX-512, 4 on AVX2; Q8_0: 8), each scaled and added on its
+/// own: `lanes` f32 terms per block instead of one, so the bound of the header becomes
+/// (k_scalar + k_grouped + 16)·u·T with k_grouped = lanes·k.
 fn check_grouped<W>(
     seed: u64,
     lanes: usize,

@@ -2,8 +2,10 @@
 //!
 //! A group of 8 weight blocks is read with a few unaligned 512-bit loads that stay inside the
 //! group (never past the end of the row, which may be the end of the mapping). `vpermt2w` then
-//! gathers the `qs` bytes of 4 (Q4_0) or 2 (Q8_0) blocks into one register and the 8 f16 scales
-//! into another: every field of both formats starts at an even byte.
+//! gathers the `qs` bytes and the f16 scales into registers: every field of both formats starts
+//! at an even byte. For Q4_0 each register takes 8 bytes of all 8 blocks, so that the four
+//! `vpdpbusd` of a group land in the same 16 lanes (2 per block) and one conversion and one FMA
+//! scale them; for Q8_0 a register takes 2 whole blocks.
 
 use super::{by_shape, check_call, entry_point, Prepared, GROUP};
 use crate::quant::{BlockQ4_0, BlockQ8_0};
@@ -24,36 +26,30 @@ entry_point!(dot_q8_0, BlockQ8_0, "Q8_0 grouped", q8_0_impl);
 
 // `vpermt2w` indices: output word `i` takes word `f[i]` of the 64-word pair of tables.
 
-/// Q4_0 group = 144 bytes = 72 words; block `b` has `d` at word `9b` and `qs` at `9b + 1..+9`.
-/// Tables: `r0` = words 0..32, `r1` = words 32..64, `r2` = words 40..72.
-const Q4_QS_LOW: [u16; 32] = {
-    // blocks 0..4 from (r0, r1): table index = word.
+/// Q4_0 group = 144 bytes = 72 words; block `b` has `d` at byte `18b` and `qs` at
+/// `18b + 2..+18`. Each code vector holds 8 bytes of every block (lane `l` = block `l / 2`),
+/// gathered from two loads 72 bytes apart: `qs[0..8]` of blocks 0..4 from bytes 0..64 and of
+/// blocks 4..8 from bytes 72..136; `qs[8..16]` from the same tables 8 bytes further on (bytes
+/// 8..72 and 80..144). Either way block `b` < 4 is at word `9b + 1 + j` of the first table and
+/// block `b` ≥ 4 at word `9b + 1 + j - 36` of the second (index `+ 32`).
+const Q4_QS: [u16; 32] = {
     let mut f = [0u16; 32];
     let mut i = 0;
     while i < 32 {
-        f[i] = (9 * (i / 8) + 1 + i % 8) as u16;
+        let (b, j) = (i / 4, i % 4);
+        f[i] = if b < 4 { 9 * b + 1 + j } else { 9 * b + j - 3 } as u16;
         i += 1;
     }
     f
 };
-const Q4_QS_HIGH: [u16; 32] = {
-    // blocks 4..8 from (r1, r2): words below 64 from r1 (index word - 32), the rest from r2
-    // (index 32 + word - 40).
-    let mut f = [0u16; 32];
-    let mut i = 0;
-    while i < 32 {
-        let word = 9 * (4 + i / 8) + 1 + i % 8;
-        f[i] = if word < 64 { word - 32 } else { word - 8 } as u16;
-        i += 1;
-    }
-    f
-};
+/// The scales from the first pair of tables (bytes 0..64, 72..136), each into two words:
+/// `d` of block `b` into words `2b`, `2b + 1`, so that converted they meet lanes `2b`, `2b + 1`.
 const Q4_SCALES: [u16; 32] = {
-    // the 8 scales (words 0, 9, .., 63) from (r0, r1) into words 0..8.
     let mut f = [0u16; 32];
     let mut i = 0;
-    while i < 8 {
-        f[i] = (9 * i) as u16;
+    while i < 16 {
+        let b = i / 2;
+        f[i] = if b < 4 { 9 * b } else { 9 * b - 4 } as u16;
         i += 1;
     }
     f
@@ -94,7 +90,7 @@ const Q8_SCALES: [[u16; 32]; 2] = {
     f
 };
 
-/// Lane → block within a 16-lane vector: 4 lanes per block (Q4_0) starting at `first`.
+/// Lane → block within a 16-lane vector: `lanes_per_block` lanes per block from `first` on.
 const fn spread(first: u32, lanes_per_block: u32) -> [u32; 16] {
     let mut f = [0u32; 16];
     let mut i = 0;
@@ -104,7 +100,6 @@ const fn spread(first: u32, lanes_per_block: u32) -> [u32; 16] {
     }
     f
 }
-const Q4_SPREAD: [[u32; 16]; 2] = [spread(0, 4), spread(4, 4)];
 const Q8_SPREAD: [[u32; 16]; 4] = [spread(0, 8), spread(2, 8), spread(4, 8), spread(6, 8)];
 
 #[inline]
@@ -134,56 +129,55 @@ unsafe fn q4_0_impl<const R: usize, const N: usize>(
     xs: &[Prepared],
     out: &mut [f32],
 ) {
-    let (qs_low, qs_high, scales) = (
-        load_idx(&Q4_QS_LOW),
-        load_idx(&Q4_QS_HIGH),
-        load_idx(&Q4_SCALES),
-    );
-    let spread = [load_idx(&Q4_SPREAD[0]), load_idx(&Q4_SPREAD[1])];
+    let (qs_idx, scale_idx) = (load_idx(&Q4_QS), load_idx(&Q4_SCALES));
     let low4 = _mm512_set1_epi8(0x0f);
-    // [R, N, half]: two accumulators per pair (one per half-group), so no FMA waits on the last.
-    let mut acc = [[[_mm512_setzero_ps(); 2]; N]; R];
+    // [R, N]: lane `l` sums block `l / 2`'s share, scaled; one accumulator per pair.
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
     let base = w.as_ptr().cast::<u8>();
     for g in 0..groups {
-        let mut acts = [([_mm512_setzero_si512(); 2], _mm256_setzero_ps()); N];
+        // Per activation row: lane initialisers, [16] scales (each block's twice), [4] code
+        // vectors in the order of `codes` below.
+        let mut acts = [(
+            _mm512_setzero_si512(),
+            _mm512_setzero_ps(),
+            [_mm512_setzero_si512(); 4],
+        ); N];
         for (a, x) in acts.iter_mut().zip(xs) {
-            *a = act_group::<2>(x, g);
+            let ys = x.ys.as_ptr().add(g * 256);
+            *a = (
+                _mm512_loadu_si512(x.init.as_ptr().add(g * 16).cast()),
+                _mm512_loadu_ps(x.dx.as_ptr().add(g * 16)),
+                [0, 64, 128, 192].map(|o| _mm512_loadu_si512(ys.add(o).cast())),
+            );
         }
         for (r, acc) in acc.iter_mut().enumerate() {
             let p = base.add((r * stride + g) * GROUP * 18); // [144] bytes of this group
-            let r0 = _mm512_loadu_si512(p.cast());
-            let r1 = _mm512_loadu_si512(p.add(64).cast());
-            let r2 = _mm512_loadu_si512(p.add(80).cast());
-            let halves = [
-                _mm512_permutex2var_epi16(r0, qs_low, r1),
-                _mm512_permutex2var_epi16(r1, qs_high, r2),
-            ];
-            // [8] weight scales
-            let dw = _mm256_cvtph_ps(_mm512_castsi512_si128(_mm512_permutex2var_epi16(
-                r0, scales, r1,
+            let [t0, t8, t72, t80] = [0, 8, 72, 80].map(|o| _mm512_loadu_si512(p.add(o).cast()));
+            // [64]: qs[0..8] of each block, then qs[8..16] of each block
+            let first = _mm512_permutex2var_epi16(t0, qs_idx, t72);
+            let second = _mm512_permutex2var_epi16(t8, qs_idx, t80);
+            // [16] weight scales, each block's twice
+            let dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutex2var_epi16(
+                t0, scale_idx, t72,
             )));
-            // [2 halves][low, high nibbles]: 64 codes 0..16 each
-            let codes = halves.map(|q| {
-                let high = _mm512_srli_epi16(q, 4);
-                [_mm512_and_si512(q, low4), _mm512_and_si512(high, low4)]
-            });
-            for (t, acc) in acc.iter_mut().enumerate() {
-                let (init, dx) = acts[t];
-                let ys = xs[t].ys.as_ptr().add(g * 256);
-                let sc = _mm512_castps256_ps512(_mm256_mul_ps(dw, dx));
-                for h in 0..2 {
-                    let y = ys.add(128 * h);
-                    let s = _mm512_dpbusd_epi32(init[h], codes[h][0], _mm512_loadu_si512(y.cast()));
-                    let s =
-                        _mm512_dpbusd_epi32(s, codes[h][1], _mm512_loadu_si512(y.add(64).cast()));
-                    let scale = _mm512_permutexvar_ps(spread[h], sc);
-                    acc[h] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[h]);
+            // values 0..8, 16..24, 8..16, 24..32 of each block, as codes 0..16
+            let codes = [
+                _mm512_and_si512(first, low4),
+                _mm512_and_si512(_mm512_srli_epi16(first, 4), low4),
+                _mm512_and_si512(second, low4),
+                _mm512_and_si512(_mm512_srli_epi16(second, 4), low4),
+            ];
+            for (acc, (init, dx, ys)) in acc.iter_mut().zip(&acts) {
+                let mut s = *init;
+                for (c, y) in codes.iter().zip(ys) {
+                    s = _mm512_dpbusd_epi32(s, *c, *y);
                 }
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, *dx), *acc);
             }
         }
     }
     for (o, a) in out.iter_mut().zip(acc.iter().flatten()) {
-        *o = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
+        *o = _mm512_reduce_add_ps(*a);
     }
 }
 

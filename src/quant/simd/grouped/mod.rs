@@ -46,17 +46,18 @@ pub const MAX_PAIRS: usize = 8;
 pub struct Prepared {
     /// `[G, 256]`: the activation codes, in the order the format's kernel reads them.
     ys: Vec<i8>,
-    /// `[G, lanes]`: i32 lane initialisers, minus the offset term of each lane's values (4 lanes
-    /// per block for Q4_0, 8 for Q8_0, as the kernels split the blocks).
+    /// `[G, lanes]`: i32 lane initialisers, minus the offset term of each lane's values (as
+    /// many lanes per block as the kernel splits a block over).
     init: Vec<i32>,
-    /// `[G, 8]`: the activation block scales as f32.
+    /// `[G, 8]`, or `[G, 16]` with each scale twice where the kernel's lanes want it so: the
+    /// activation block scales as f32.
     dx: Vec<f32>,
 }
 
 impl Prepared {
     /// Groups of [`GROUP`] blocks in the row.
     pub fn groups(&self) -> usize {
-        self.dx.len() / GROUP
+        self.ys.len() / 256
     }
 }
 
@@ -85,17 +86,19 @@ pub fn grouped<W: SimdDot>(isa: Isa) -> Option<Grouped<W>> {
 }
 
 pub(super) fn q4_0(isa: Isa) -> Option<Grouped<BlockQ4_0>> {
-    let dot: GroupedFn<BlockQ4_0> = match isa {
+    match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni if avx512::supported() => avx512::dot_q4_0,
+        Isa::Avx512Vnni if avx512::supported() => Some(Grouped {
+            prepare: prepare_q4_0_interleaved,
+            dot: avx512::dot_q4_0,
+        }),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni if avx2::supported() => avx2::dot_q4_0,
-        _ => return None,
-    };
-    Some(Grouped {
-        prepare: prepare_q4_0,
-        dot,
-    })
+        Isa::Avx2 | Isa::Avx512 | Isa::Avx512Vnni if avx2::supported() => Some(Grouped {
+            prepare: prepare_q4_0_halves,
+            dot: avx2::dot_q4_0,
+        }),
+        _ => None,
+    }
 }
 
 pub(super) fn q8_0(isa: Isa) -> Option<Grouped<BlockQ8_0>> {
@@ -206,11 +209,11 @@ fn code_sum(codes: &[i8]) -> i32 {
     codes.iter().map(|&v| v as i32).sum()
 }
 
-/// Q4_0 layout. Per group, two halves of 4 blocks, each `[low values 0..16 of its 4 blocks
-/// (64 bytes), high values 16..32 (64 bytes)]`: byte `16b + j` of each part meets byte
-/// `16b + j` of the weights' `qs`, whose low nibble is value `j` and high nibble value `j + 16`.
-/// The codes are stored as `q + 8`; lane `l` of a half covers bytes `4l..4l+4` of both parts.
-fn prepare_q4_0(x: &[BlockQ8_0]) -> Prepared {
+/// Q4_0 layout of the AVX2 kernel. Per group, two halves of 4 blocks, each `[low values 0..16
+/// of its 4 blocks (64 bytes), high values 16..32 (64 bytes)]`: byte `16b + j` of each part
+/// meets byte `16b + j` of the weights' `qs`, whose low nibble is value `j` and high nibble
+/// value `j + 16`. Lane `l` of a half covers bytes `4l..4l+4` of both parts.
+fn prepare_q4_0_halves(x: &[BlockQ8_0]) -> Prepared {
     check_groups("Q4_0 prepare", x.len());
     let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
     for half in x.chunks_exact(4) {
@@ -231,6 +234,33 @@ fn prepare_q4_0(x: &[BlockQ8_0]) -> Prepared {
         ys,
         init,
         dx: x.iter().map(|b| b.d.to_f32()).collect(),
+    }
+}
+
+/// Q4_0 layout of the AVX-512 kernel. Per group, four 64-byte parts holding 8 values of each
+/// block, `8b + j` ↔ block `b`: values `j`, `16 + j`, `8 + j`, `24 + j` (the low and high
+/// nibbles of `qs[j]`, then of `qs[8 + j]`). Lane `l` (bytes `4l..4l+4` of all four parts, 16
+/// values) belongs to block `l / 2`, so `dx` holds each block's scale twice.
+fn prepare_q4_0_interleaved(x: &[BlockQ8_0]) -> Prepared {
+    check_groups("Q4_0 prepare", x.len());
+    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
+    let mut init = Vec::with_capacity(x.len() * 2);
+    for group in x.chunks_exact(GROUP) {
+        for values in [0..8, 16..24, 8..16, 24..32] {
+            for b in group {
+                ys.extend_from_slice(&b.qs[values.clone()]);
+            }
+        }
+        let parts = &ys[ys.len() - 256..];
+        init.extend((0..16).map(|l| {
+            let lane = |part: &[i8]| code_sum(&part[4 * l..4 * l + 4]);
+            -8 * parts.chunks_exact(64).map(lane).sum::<i32>()
+        }));
+    }
+    Prepared {
+        ys,
+        init,
+        dx: x.iter().flat_map(|b| [b.d.to_f32(); 2]).collect(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! gathers the `qs` bytes and the f16 scales into registers: every field of both formats starts
 //! at an even byte. For Q4_0 each register takes 8 bytes of all 8 blocks, so that the four
 //! `vpdpbusd` of a group land in the same 16 lanes (2 per block) and one conversion and one FMA
-//! scale them; for Q8_0 a register takes 2 whole blocks.
+//! scale them; for Q8_0 a register takes 2 whole blocks, and the four registers' lane sums are
+//! folded into one vector (in-lane unpacks and adds) before the one conversion and FMA.
 
 use super::{by_shape, check_call, entry_point, Prepared, GROUP};
 use crate::quant::{BlockQ4_0, BlockQ8_0};
@@ -90,17 +91,17 @@ const Q8_SCALES: [[u16; 32]; 2] = {
     f
 };
 
-/// Lane → block within a 16-lane vector: `lanes_per_block` lanes per block from `first` on.
-const fn spread(first: u32, lanes_per_block: u32) -> [u32; 16] {
+/// Lane `4c + j` of the folded sums (see `fold_pairs`) takes the scale of block `2j + c / 2`.
+const Q8_SPREAD: [u32; 16] = {
     let mut f = [0u32; 16];
     let mut i = 0;
     while i < 16 {
-        f[i] = first + i as u32 / lanes_per_block;
+        let (c, j) = (i / 4, i % 4);
+        f[i] = (2 * j + c / 2) as u32;
         i += 1;
     }
     f
-}
-const Q8_SPREAD: [[u32; 16]; 4] = [spread(0, 8), spread(2, 8), spread(4, 8), spread(6, 8)];
+};
 
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -191,9 +192,10 @@ unsafe fn q8_0_impl<const R: usize, const N: usize>(
 ) {
     let qs_idx = Q8_QS.each_ref().map(|t| load_idx(t));
     let scale_idx = [load_idx(&Q8_SCALES[0]), load_idx(&Q8_SCALES[1])];
-    let spread = Q8_SPREAD.each_ref().map(|t| load_idx(t));
+    let spread = load_idx(&Q8_SPREAD);
     let flip = _mm512_set1_epi8(-128);
-    let mut acc = [[[_mm512_setzero_ps(); 2]; N]; R];
+    // [R, N]: lane `4c + j` sums block `2j + c / 2`'s share, scaled (see `fold_pairs`).
+    let mut acc = [[_mm512_setzero_ps(); N]; R];
     let base = w.as_ptr().cast::<u8>();
     for g in 0..groups {
         let mut acts = [([_mm512_setzero_si512(); 4], _mm256_setzero_ps()); N];
@@ -222,17 +224,38 @@ unsafe fn q8_0_impl<const R: usize, const N: usize>(
             for (t, acc) in acc.iter_mut().enumerate() {
                 let (init, dx) = acts[t];
                 let ys = xs[t].ys.as_ptr().add(g * 256);
-                let sc = _mm512_castps256_ps512(_mm256_mul_ps(dw, dx));
-                for (k, &q) in pairs.iter().enumerate() {
+                let sums: [__m512i; 4] = std::array::from_fn(|k| {
                     let y = _mm512_loadu_si512(ys.add(64 * k).cast());
-                    let s = _mm512_dpbusd_epi32(init[k], q, y);
-                    let scale = _mm512_permutexvar_ps(spread[k], sc);
-                    acc[k % 2] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), scale, acc[k % 2]);
-                }
+                    _mm512_dpbusd_epi32(init[k], pairs[k], y)
+                });
+                let scale =
+                    _mm512_permutexvar_ps(spread, _mm512_castps256_ps512(_mm256_mul_ps(dw, dx)));
+                *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(fold_pairs(sums)), scale, *acc);
             }
         }
     }
     for (o, a) in out.iter_mut().zip(acc.iter().flatten()) {
-        *o = _mm512_reduce_add_ps(_mm512_add_ps(a[0], a[1]));
+        *o = _mm512_reduce_add_ps(*a);
     }
+}
+
+/// Four vectors of per-pair lanes (vector `k`: 8 lanes of block `2k`, then 8 of block `2k + 1`)
+/// added into one, with in-lane unpacks only: lane `4c + j` of the result is the sum of 4 lanes
+/// of block `2j + c / 2`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+unsafe fn fold_pairs(s: [__m512i; 4]) -> __m512i {
+    // Chunk c (lanes 4c..4c+4) of vector k is all block 2k + c/2. Per chunk, u0 = [s0, s1, s0,
+    // s1] with each lane the sum of two: blocks c/2 and 2 + c/2, twice.
+    let u0 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(s[0], s[1]),
+        _mm512_unpackhi_epi32(s[0], s[1]),
+    );
+    // [s2, s3, s2, s3]: blocks 4 + c/2 and 6 + c/2, twice
+    let u1 = _mm512_add_epi32(
+        _mm512_unpacklo_epi32(s[2], s[3]),
+        _mm512_unpackhi_epi32(s[2], s[3]),
+    );
+    // [u0 lanes 0 + 2, 1 + 3, u1 lanes 0 + 2, 1 + 3]
+    _mm512_add_epi32(_mm512_unpacklo_epi64(u0, u1), _mm512_unpackhi_epi64(u0, u1))
 }

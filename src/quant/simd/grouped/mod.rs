@@ -18,8 +18,8 @@
 //! would otherwise be read from cache once per weight row, more bytes than the weights); several
 //! activation rows share each weight unpacking (prefill).
 //!
-//! Integer sums are exact, as in the per-block kernels; each block's sum is split over 4 (Q4_0)
-//! or 8 (Q8_0) lanes that are scaled separately, so the result differs from the scalar reference
+//! Integer sums are exact, as in the per-block kernels; each block's sum is split over a few
+//! lanes (2 on AVX-512, 4 for Q4_0 on AVX2) that are scaled separately, so the result differs from the scalar reference
 //! only in f32 rounding and addition order (see `check_grouped` in tests/simd_legacy.rs for the bound).
 
 use super::{Isa, SimdDot};

@@ -67,7 +67,11 @@ pub fn available() -> Vec<Isa> {
     {
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
             out.push(Isa::Avx2);
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512bw") {
+            // Every AVX-512 CPU has F16C; the AVX-512 kernels convert f16 scales with it.
+            if is_x86_feature_detected!("avx512f")
+                && is_x86_feature_detected!("avx512bw")
+                && is_x86_feature_detected!("f16c")
+            {
                 out.push(Isa::Avx512);
                 if is_x86_feature_detected!("avx512vnni") {
                     out.push(Isa::Avx512Vnni);

@@ -12,8 +12,8 @@ use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
 use std::arch::x86_64::*;
 
-const FEATURES: &[&str] = &["avx2", "fma", "avx512f", "avx512bw"];
-const FEATURES_VNNI: &[&str] = &["avx2", "fma", "avx512f", "avx512bw", "avx512vnni"];
+const FEATURES: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512bw"];
+const FEATURES_VNNI: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni"];
 
 /// Entry points of one format: a weight row against 1..=4 activation rows (the weight unpacking
 /// is shared; each row's arithmetic is exactly the one-row dot's), and the one-row dot.
@@ -23,7 +23,7 @@ macro_rules! entry_points {
         pub(super) fn $plain_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
             check_multi($what, w.len(), xs, out);
             require(FEATURES);
-            #[target_feature(enable = "avx2,fma,avx512f,avx512bw")]
+            #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
                 unsafe { by_acts!($body, [false,], w, xs, out) }
@@ -35,7 +35,7 @@ macro_rules! entry_points {
         pub(super) fn $vnni_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
             check_multi($what, w.len(), xs, out);
             require(FEATURES_VNNI);
-            #[target_feature(enable = "avx2,fma,avx512f,avx512bw,avx512vnni")]
+            #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
                 unsafe { by_acts!($body, [true,], w, xs, out) }
@@ -218,6 +218,18 @@ unsafe fn affine_dot<const VNNI: bool>(
     _mm512_fnmadd_ps(_mm512_set1_ps(dmin), _mm512_cvtepi32_ps(msum), acc)
 }
 
+/// Two f16 values as f32 with one F16C conversion (`half`'s `to_f32_const` is a software path,
+/// and its `to_f32` asks the CPU for F16C at every call).
+///
+/// # Safety
+/// The CPU must have F16C.
+#[inline(always)]
+unsafe fn f16_pair(a: half::f16, b: half::f16) -> (f32, f32) {
+    let bits = u32::from(a.to_bits()) | u32::from(b.to_bits()) << 16;
+    let v = _mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32));
+    (_mm_cvtss_f32(v), _mm_cvtss_f32(_mm_movehdup_ps(v)))
+}
+
 /// The horizontal sums of `N` accumulators.
 ///
 /// # Safety
@@ -243,7 +255,7 @@ unsafe fn q4_k<const VNNI: bool, const N: usize>(
         let qs = b.qs.as_chunks::<64>().0;
         let quants = [nibbles(load64(&qs[0])), nibbles(load64(&qs[1]))];
         let scales = affine_scales(&b.scales);
-        let (bd, bmin) = (b.d.to_f32_const(), b.dmin.to_f32_const());
+        let (bd, bmin) = f16_pair(b.d, b.dmin);
         for (acc, x) in acc.iter_mut().zip(xs) {
             let a = &x[i];
             *acc = affine_dot::<VNNI>(&scales, a.d * bd, a.d * bmin, a, &quants, *acc);
@@ -279,7 +291,7 @@ unsafe fn q5_k<const VNNI: bool, const N: usize>(
             quants[g] = (lo, hi);
         }
         let scales = affine_scales(&b.scales);
-        let (bd, bmin) = (b.d.to_f32_const(), b.dmin.to_f32_const());
+        let (bd, bmin) = f16_pair(b.d, b.dmin);
         for (acc, x) in acc.iter_mut().zip(xs) {
             let a = &x[i];
             *acc = affine_dot::<VNNI>(&scales, a.d * bd, a.d * bmin, a, &quants, *acc);
@@ -304,7 +316,7 @@ unsafe fn q6_k<const VNNI: bool, const N: usize>(
         // All 16 scales as i16 in lanes 0..16.
         let sc_all = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.scales.as_ptr().cast()));
         let sc16 = _mm512_castsi256_si512(sc_all);
-        let bd = b.d.to_f32_const();
+        let bd = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(b.d.to_bits().into())));
         // [2 halves][values +0..64, +64..128]: quants and the scales of their i16 lanes.
         let mut quants = [[_mm512_setzero_si512(); 2]; 2];
         let mut lanes = [[_mm512_setzero_si512(); 2]; 2];

@@ -151,6 +151,7 @@ fn require(features: &[&str]) {
     let has = |f: &str| match f {
         "avx2" => std::arch::is_x86_feature_detected!("avx2"),
         "fma" => std::arch::is_x86_feature_detected!("fma"),
+        "f16c" => std::arch::is_x86_feature_detected!("f16c"),
         "avx512f" => std::arch::is_x86_feature_detected!("avx512f"),
         "avx512bw" => std::arch::is_x86_feature_detected!("avx512bw"),
         "avx512vnni" => std::arch::is_x86_feature_detected!("avx512vnni"),

@@ -4,12 +4,12 @@
 //! activation quants into 16 pair sums (never saturating: at most 2·63·128), `_mm256_madd_epi16`
 //! applies the sub-block scales, and the block's exact i32 sums are scaled into 8 f32 lanes.
 
-use super::{check_multi, hsum256, load_i16x16, load_i8x32, load_u8x32, require};
+use super::{check_multi, hsum256, load_i16x16, load_i8x32, load_u8x32, Features};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
 use std::arch::x86_64::*;
 
-const FEATURES: &[&str] = &["avx2", "fma"];
+static FEATURES: Features = Features::new(&["avx2", "fma"]);
 
 macro_rules! entry_points {
     ($block:ty, $what:literal, $dot:ident, $multi:ident, $body:ident) => {
@@ -17,7 +17,7 @@ macro_rules! entry_points {
         /// arithmetic is exactly the one-row dot's.
         pub(super) fn $multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
             check_multi($what, w.len(), xs, out);
-            require(FEATURES);
+            FEATURES.require();
             // SAFETY: `require` checked that this CPU has AVX2 and FMA.
             unsafe { by_acts!($body, [], w, xs, out) }
         }
@@ -36,7 +36,7 @@ entry_points!(BlockQ6_K, "Q6_K", dot_q6_k, multi_q6_k, q6_k);
 
 pub(super) fn quantize_q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
     assert_eq!(src.len(), out.len() * QK_K, "Q8_K quantize: input length");
-    require(FEATURES);
+    FEATURES.require();
     // SAFETY: as above.
     unsafe { q8_k(src, out) }
 }

@@ -7,13 +7,14 @@
 //! so each entry point compiles them with its own target features.
 
 use super::avx2::mins_pairs;
-use super::{check_multi, load_i16x16, load_u8x32, require};
+use super::{check_multi, load_i16x16, load_u8x32, Features};
 use crate::quant::kquant_search::unpack_scales_mins;
 use crate::quant::{BlockQ4_K, BlockQ5_K, BlockQ6_K, BlockQ8_K, QK_K};
 use std::arch::x86_64::*;
 
-const FEATURES: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512bw"];
-const FEATURES_VNNI: &[&str] = &["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni"];
+static FEATURES: Features = Features::new(&["avx2", "fma", "f16c", "avx512f", "avx512bw"]);
+static FEATURES_VNNI: Features =
+    Features::new(&["avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vnni"]);
 
 /// Entry points of one format: a weight row against 1..=4 activation rows (the weight unpacking
 /// is shared; each row's arithmetic is exactly the one-row dot's), and the one-row dot.
@@ -22,7 +23,7 @@ macro_rules! entry_points {
      $body:ident) => {
         pub(super) fn $plain_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
             check_multi($what, w.len(), xs, out);
-            require(FEATURES);
+            FEATURES.require();
             #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
@@ -34,7 +35,7 @@ macro_rules! entry_points {
 
         pub(super) fn $vnni_multi(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
             check_multi($what, w.len(), xs, out);
-            require(FEATURES_VNNI);
+            FEATURES_VNNI.require();
             #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vnni")]
             fn run(w: &[$block], xs: &[&[BlockQ8_K]], out: &mut [f32]) {
                 // SAFETY: this function has the features the body needs.
@@ -88,7 +89,7 @@ entry_points!(
 
 pub(super) fn quantize_q8_k(src: &[f32], out: &mut [BlockQ8_K]) {
     assert_eq!(src.len(), out.len() * QK_K, "Q8_K quantize: input length");
-    require(FEATURES);
+    FEATURES.require();
     // SAFETY: `require` checked the features `q8_k` enables.
     unsafe { q8_k(src, out) }
 }

@@ -66,6 +66,11 @@ impl ReadProbe {
         best
     }
 
+    /// The size of the probe's buffer in bytes.
+    pub fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Bytes of the probe's buffer in huge pages (see [`huge_page_bytes`]).
     pub fn huge_page_bytes(&self) -> Option<u64> {
         huge_page_bytes(&self.buf)

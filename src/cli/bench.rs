@@ -86,7 +86,10 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     // Page sizes of the weights and of the probe: decoding from 4 KiB pages against a probe in
     // 2 MiB pages (or the reverse) compares two different things.
     let weights_huge = tandem::machine::huge_page_bytes(loaded.file.bytes());
-    let probe_huge = probe.as_ref().and_then(|p| p.huge_page_bytes());
+    // (huge-page bytes, all bytes) of the probe
+    let probe_huge = probe
+        .as_ref()
+        .and_then(|p| Some((p.huge_page_bytes()?, p.bytes())));
     if args.json {
         println!(
             "{}",
@@ -98,7 +101,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
                 "achieved_bytes_per_s": achieved, "bw_fraction": fraction,
                 "bw_fraction_sd": fraction_sd, "read_bw_per_rep": bws,
                 "peak_rss_bytes": rss, "weights_bytes": loaded.file.bytes().len(),
-                "weights_huge_page_bytes": weights_huge, "probe_huge_page_bytes": probe_huge,
+                "weights_huge_page_bytes": weights_huge, "probe_huge_page_bytes": probe_huge.map(|(h, _)| h),
             })
         );
     } else {
@@ -123,11 +126,11 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
             100.0 * fraction,
             100.0 * fraction_sd
         );
-        if let (Some(w), Some(p)) = (weights_huge, probe_huge) {
+        if let (Some(w), Some((p, p_all))) = (weights_huge, probe_huge) {
             println!(
                 "in huge pages: {:.0}% of the weights, {:.0}% of the bandwidth probe",
                 100.0 * w as f64 / loaded.file.bytes().len().max(1) as f64,
-                100.0 * p as f64 / tandem::machine::DEFAULT_BYTES as f64
+                100.0 * p as f64 / p_all as f64
             );
         }
         if let Some(r) = rss {

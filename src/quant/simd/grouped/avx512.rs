@@ -109,16 +109,13 @@ unsafe fn load_idx<T>(t: &T) -> __m512i {
     _mm512_loadu_si512((t as *const T).cast())
 }
 
-/// The activation side of one group, shared by all weight rows: `V` vectors of i32 lane
-/// initialisers and the 8 scales.
+/// The activation side of one Q8_0 group, shared by all weight rows: the i32 lane initialisers
+/// of its 4 block pairs and the 8 scales.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
-unsafe fn act_group<const V: usize>(x: &Prepared, g: usize) -> ([__m512i; V], __m256) {
-    let at = x.init.as_ptr().add(g * 16 * V);
-    let mut init = [_mm512_setzero_si512(); V];
-    for (i, v) in init.iter_mut().enumerate() {
-        *v = _mm512_loadu_si512(at.add(16 * i).cast());
-    }
+unsafe fn q8_0_acts(x: &Prepared, g: usize) -> ([__m512i; 4], __m256) {
+    let at = x.init.as_ptr().add(g * 64);
+    let init = [0, 16, 32, 48].map(|o| _mm512_loadu_si512(at.add(o).cast()));
     (init, _mm256_loadu_ps(x.dx.as_ptr().add(g * GROUP)))
 }
 
@@ -200,7 +197,7 @@ unsafe fn q8_0_impl<const R: usize, const N: usize>(
     for g in 0..groups {
         let mut acts = [([_mm512_setzero_si512(); 4], _mm256_setzero_ps()); N];
         for (a, x) in acts.iter_mut().zip(xs) {
-            *a = act_group::<4>(x, g);
+            *a = q8_0_acts(x, g);
         }
         for (r, acc) in acc.iter_mut().enumerate() {
             let p = base.add((r * stride + g) * GROUP * 34); // [272] bytes of this group

@@ -19,8 +19,9 @@
 //! activation rows share each weight unpacking (prefill).
 //!
 //! Integer sums are exact, as in the per-block kernels; each block's sum is split over a few
-//! lanes (2 on AVX-512, 4 for Q4_0 on AVX2) that are scaled separately, so the result differs from the scalar reference
-//! only in f32 rounding and addition order (see `check_grouped` in tests/simd_legacy.rs for the bound).
+//! lanes (2 on AVX-512, 4 for Q4_0 on AVX2) that are scaled separately, so the result differs
+//! from the scalar reference only in f32 rounding and addition order (see `check_grouped` in
+//! tests/simd_legacy.rs for the bound).
 
 // The kernels are x86-64 only so far: elsewhere the layouts and checks wait for NEON ones.
 #![cfg_attr(

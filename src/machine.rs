@@ -50,20 +50,25 @@ impl ReadProbe {
 
     /// Bytes per second read by the current rayon pool: the best of `passes` passes.
     pub fn measure(&self, passes: usize) -> f64 {
-        let chunk = 1 << 16; // 512 KiB per task
-        let words = bytemuck::cast_slice::<u8, u64>(&self.buf);
         let mut best = 0.0f64;
         for _ in 0..passes.max(1) {
             let start = Instant::now();
-            let sum: u64 = words
-                .par_chunks(chunk)
-                .map(sum_words)
-                .reduce(|| 0, u64::wrapping_add);
+            let sum = self.pass();
             let secs = start.elapsed().as_secs_f64();
             std::hint::black_box(sum);
             best = best.max(self.buf.len() as f64 / secs);
         }
         best
+    }
+
+    /// One timed pass: the wrapping sum of every word of the buffer, read by the current rayon
+    /// pool in 512 KiB tasks.
+    fn pass(&self) -> u64 {
+        let chunk = 1 << 16;
+        bytemuck::cast_slice::<u8, u64>(&self.buf)
+            .par_chunks(chunk)
+            .map(sum_words)
+            .reduce(|| 0, u64::wrapping_add)
     }
 
     /// The size of the probe's buffer in bytes.
@@ -193,9 +198,17 @@ VmFlags: rd wr mr mw me ac hg
         assert_eq!(huge_page_kib(SMAPS, c, c + 4096), 0);
     }
 
+    /// A pass reads every word once: its sum equals the closed form of the fill `i | 1`. The
+    /// buffer is 1 MiB + 3 words, so the last task is short and `sum_words` has a remainder.
     #[test]
     fn probe_reads_its_whole_buffer() {
-        let probe = ReadProbe::new(1 << 20).expect("map 1 MiB");
+        let words = (1 << 17) + 3;
+        let probe = ReadProbe::new(words * 8).expect("map 1 MiB");
+        assert_eq!(probe.bytes(), words * 8);
+        // Σ (i | 1) over 0..n: every even i is raised by one.
+        let n = words as u64;
+        let want = n * (n - 1) / 2 + n.div_ceil(2);
+        assert_eq!(probe.pass(), want);
         assert!(probe.measure(1) > 0.0);
         // Linux always reports the field, even as 0; elsewhere there is nothing to read.
         assert_eq!(probe.huge_page_bytes().is_some(), cfg!(target_os = "linux"));

@@ -147,27 +147,46 @@ fn full_context_drops_oldest_turns() {
     let Some(fx) = fixture(Q8) else { return };
     let m = model(&fx.file);
     let n_ctx = 128;
-    let mut c = chat(&fx, &m, n_ctx, 16, Some("You tell short stories."));
+    let n_predict = 16;
+    let mut c = chat(&fx, &m, n_ctx, n_predict, Some("You tell short stories."));
     let never = AtomicBool::new(false);
     let mut dropped = 0;
     let mut folded = 0;
     for i in 0..8 {
-        let s = c
-            .turn(
-                &format!("Story number {i}, about a dog and a ball."),
-                &never,
-                |e| match e {
-                    Event::Dropped(n) => dropped += n,
-                    Event::FoldedSystem => folded += 1,
-                    Event::Text(_) => {}
-                },
-            )
+        let user = format!("Story number {i}, about a dog and a ball.");
+        // The fewest oldest turns whose dropping makes the prompt fit with room for the answer
+        // (the driver reserves min(n_predict, n_ctx / 4)), found here by a linear search over
+        // prompts rendered independently of the driver's own binary search.
+        let mut next = c.conversation.clone();
+        next.push("user", &user);
+        let limit = n_ctx - n_predict.min(n_ctx / 4);
+        let want = (0..next.n_turns())
+            .find(|&k| {
+                let mut conv = next.clone();
+                for _ in 0..k {
+                    conv.drop_oldest_turn();
+                }
+                c.prompt.build(&conv, true).unwrap().ids.len() <= limit
+            })
             .unwrap();
+        let turns_before = c.conversation.n_turns();
+        let mut this_turn = 0;
+        let s = c
+            .turn(&user, &never, |e| match e {
+                Event::Dropped(n) => this_turn += n,
+                Event::FoldedSystem => folded += 1,
+                Event::Text(_) => {}
+            })
+            .unwrap();
+        assert_eq!(s.dropped_turns, want, "turn {i}: turns dropped");
+        assert_eq!(this_turn, want, "turn {i}: turns announced as dropped");
         assert_eq!(
-            s.dropped_turns > 0,
-            dropped > 0 && s.dropped_turns <= dropped
+            c.conversation.n_turns(),
+            turns_before + 1 - want,
+            "turn {i}"
         );
-        assert!(s.prompt_tokens + 16 <= n_ctx, "turn {i}: {s:?}");
+        dropped += this_turn;
+        assert!(s.prompt_tokens + n_predict <= n_ctx, "turn {i}: {s:?}");
         assert!(c.session.tokens.len() <= n_ctx);
     }
     assert!(dropped > 0, "8 turns of ~40 tokens cannot fit in 128");

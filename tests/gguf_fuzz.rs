@@ -16,7 +16,7 @@ mod gguf_support;
 use gguf_support::{same_value, FileSpec, Raw, TensorData};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{RngAlgorithm, TestCaseError, TestRng};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -372,6 +372,21 @@ fn generated_file(spec: &FileSpec, seed: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The run's seed: `TANDEM_PROPTEST_SEED`, else a fixed one under CI (`CI=true`) so that a
+/// failure there reproduces, else a fresh one per run so that local runs explore.
+fn proptest_seed() -> u64 {
+    if let Ok(v) = std::env::var("TANDEM_PROPTEST_SEED") {
+        return v
+            .parse()
+            .unwrap_or_else(|_| panic!("TANDEM_PROPTEST_SEED={v:?} is not a u64"));
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        return 0x7a45_c04e;
+    }
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
 #[test]
 fn generated_files() {
     let cases = std::env::var("PROPTEST_CASES")
@@ -383,11 +398,20 @@ fn generated_files() {
         source_file: Some(file!()),
         ..ProptestConfig::default()
     };
-    let mut runner = proptest::test_runner::TestRunner::new(config);
+    let seed = proptest_seed();
+    println!(
+        "gguf_fuzz generated_files: seed {seed} (TANDEM_PROPTEST_SEED={seed} repeats this run)"
+    );
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&seed.to_le_bytes());
+    }
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng);
     if let Err(e) = runner.run(&(file_spec(), any::<u64>()), |(spec, seed)| {
         generated_file(&spec, seed)
     }) {
-        panic!("{e}");
+        panic!("seed {seed}: {e}");
     }
     println!(
         "gguf_fuzz generated_files: {cases} cases ({} files encoded incl. shrinking), {} truncations, \

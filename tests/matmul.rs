@@ -14,6 +14,8 @@
 //! 2^-11) = amax·0.00443), scaled by 256 and back, so what is left is ≤ amax(r)/254 + |r|·2^-11
 //! ≤ amax·2e-5 per value.
 
+mod common;
+
 use tandem::quant::simd::{available, Isa};
 use tandem::quant::{GgmlType, Quantize};
 use tandem::tensor::matmul::{dequantize, matmul_reference, matmul_with, Activations};
@@ -119,6 +121,7 @@ fn check(
 
 #[test]
 fn matmul_matches_reference_on_every_type_and_isa() {
+    common::isa::tested("matmul_matches_reference_on_every_type_and_isa");
     let mut rng = Rng(7);
     for isa in available() {
         for ty in TYPES {

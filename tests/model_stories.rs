@@ -5,6 +5,7 @@ mod common;
 
 use common::model::*;
 use tandem::tensor::kv::KvType;
+use tandem::tensor::matmul::Activations;
 
 #[test]
 fn dense_greedy_from_bos_equals_llama2c() {
@@ -47,17 +48,24 @@ fn moe8x_reference(fx: &std::path::Path, name: &str) -> (serde_json::Value, Vec<
     (j, l)
 }
 
-/// f32 weights are dotted with f32 activations (nothing is quantized at run time), so the only
-/// difference from the float64 numpy reference is f32 rounding: the fixtures README expects about
-/// 1e-5 relative L2 from an f32 engine. The issue's bounds: 1e-4 with an f32 KV cache, 1e-3 with
-/// f16 (f16 keys/values carry 11-bit mantissas, a relative error of 2^-12 per element).
+/// f32 weights are dotted with f32 activations (nothing is quantized at run time), so with an
+/// f32 KV cache the only difference from the float64 numpy reference is f32 rounding: each
+/// operation is off by at most u = 2^-24 ≈ 6e-8 relative, and the rounding errors of a dot
+/// product of length n (≤ 512 here) add up like a random walk, ~√n·u ≈ 1.4e-6 for the longest.
+/// Measured: 1.8e-7 relative L2. The bound, 2e-6, is that longest dot's error: ten times the
+/// measurement, and 50 times below one stray f16 rounding of the final hidden state (planted:
+/// 1.1e-4).
+///
+/// An f16 KV cache rounds every key and value to an 11-bit mantissa, ≤ 2^-12 ≈ 2.4e-4 relative
+/// each, which attention carries to the logits with a gain near one (measured 3.5e-4, gain
+/// 1.5). The bound is three times 2^-12, 7.5e-4; a q8_0 cache (2^-8) would be far past it.
 #[test]
 fn moe8x_f32_logits_routing_and_greedy_match_numpy() {
     let Some(fx) = common::fixtures() else { return };
     let file = open(&fx.join("stories-moe/stories260K-moe8x-finetuned-f32.gguf"));
     let (reference, want) = moe8x_reference(&fx, "moe8x-finetuned-f32");
     let tokens = ids(&reference["logits_tokens"]);
-    for (kv, bound) in [(KvType::F32, 1e-4), (KvType::F16, 1e-3)] {
+    for (kv, bound) in [(KvType::F32, 2e-6), (KvType::F16, 7.5e-4)] {
         let (got, routing) = logits(&file, &tokens, kv);
         let err = rel_l2(&got, &want);
         eprintln!(
@@ -91,35 +99,54 @@ fn moe8x_f32_logits_routing_and_greedy_match_numpy() {
 #[test]
 fn moe8x_quantized_files_match_their_numpy_references() {
     let Some(fx) = common::fixtures() else { return };
-    for (file_name, name) in [
+    // The least each file must compare of 370 routing choices and 64 greedy steps (measured:
+    // Q8_0 294 and 56, Q4_0 153 and 57); fewer means the bounds have grown.
+    for (file_name, name, min_routing, min_steps) in [
         (
             "stories260K-moe8x-finetuned-Q8_0.gguf",
             "moe8x-finetuned-Q8_0",
+            250,
+            50,
         ),
         (
             "stories260K-moe8x-finetuned-Q4_0.gguf",
             "moe8x-finetuned-Q4_0",
+            120,
+            50,
         ),
     ] {
         let file = open(&fx.join("stories-moe").join(file_name));
         let (reference, want) = moe8x_reference(&fx, name);
         let tokens = ids(&reference["logits_tokens"]);
-        let (got, _) = logits(&file, &tokens, KvType::F16);
+        let (got, routing) = logits(&file, &tokens, KvType::F16);
         let (err, abs) = (rel_l2(&got, &want), max_abs(&got, &want));
         eprintln!("{name}: rel L2 {err:.3e}, max abs {abs:.3e}");
         assert!(err < 2e-2, "{name}: rel L2 {err:.3e}");
-        // Greedy: equal up to the first step whose recorded top1-top2 margin could be flipped by
-        // our logit error (two logits each off by up to `abs`).
-        let prompt = ids(&reference["prompt_tokens"]);
-        let greedy_want = ids(&reference["greedy_tokens"]);
-        let margins = floats(&reference["greedy_top1_top2_margin"]);
-        let safe = margins.iter().take_while(|&&m| m > 2.0 * abs).count();
-        let got = greedy(&file, &prompt, greedy_want.len(), KvType::F16);
-        eprintln!("  greedy: first {safe} steps have margins above 2 × {abs:.2e}; checked equal");
-        assert_eq!(
-            got[..safe],
-            greedy_want[..safe],
-            "{name}: greedy diverged early"
+        // q16 (f32 KV) against the same reference: the error budget of `check_greedy_steps`.
+        let (got16, _) = logits_with(&file, &tokens, KvType::F32, Activations::Q16);
+        let (err16, q16_err) = (rel_l2(&got16, &want), max_abs(&got16, &want));
+        eprintln!("  q16: rel L2 {err16:.3e}, max abs {q16_err:.3e}");
+        // The second 8-bit pass leaves ~2^-15 of each activation's range unrounded: measured
+        // 3.0e-5 (stories) to 4.8e-5 (mini) relative L2, bounded at 2e-4.
+        assert!(err16 < 2e-4, "{name}: q16 rel L2 {err16:.3e}");
+        // Routing: a choice can flip only where the reference's 2nd/3rd gap is within the
+        // measured noise of a router-logit difference; compare every other one.
+        let noise = router_noise(&routing, &reference["routing"]);
+        let (checked, skipped) = check_routing(&routing, &reference["routing"], 2.0 * noise);
+        eprintln!(
+            "  routing: {checked} (token, layer) pairs equal, {skipped} within 2 × noise \
+             {noise:.2e} skipped"
+        );
+        assert!(
+            checked >= min_routing,
+            "{name}: only {checked} routing choices compared"
+        );
+        let steps = check_greedy_steps(&file, &reference, KvType::F32, q16_err);
+        eprintln!("  greedy: {steps:?}");
+        assert!(
+            steps.compared >= min_steps,
+            "{name}: only {} greedy steps compared",
+            steps.compared
         );
     }
 }

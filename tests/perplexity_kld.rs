@@ -71,21 +71,30 @@ fn report(title: &str, rows: &[Row]) {
 /// The exact numbers use float64 throughout with no activation quantization; tandem keeps an
 /// f32 KV cache here.
 /// - With 8-bit activations (like llama.cpp) the mean KLD is the weight error plus an
-///   activation term: `q8_slack` is that allowance per file (each measured under half of it).
-///   Same-top-token rates over 1–2 k positions move when a handful of near-ties flip; 1.5
-///   points allows ~20 flips.
+///   activation term: `q8_slack` bounds that term from above per file (measured: see the
+///   callers). The term is noise, not only growth: it lowered mini Q4_0's KLD by 0.5%, so the
+///   lower bound is exact − 2%; a KLD of 0 fails it. llama.cpp quantizes activations the same
+///   way, so its KLD is within 10% of ours (measured ≤ 6.2%, stories Q8_0); without activation
+///   quantization stories Q8_0 would be 46% below llama.cpp's. Same-top-token rates over
+///   1–2 k positions move when a handful of near-ties flip; 1.5 points allows ~20 flips.
 /// - With `--activations q16` the activation error is ~2^-16 relative, so what is left is f32
 ///   arithmetic: the mean KLD must be within 2% (+1e-6) of exact and the same-top rate within
-///   0.5 points (a few flips of exact ties), and closer to exact than llama.cpp's KLD or within
-///   that same 2% band.
+///   0.5 points (a few flips of exact ties), and strictly closer to exact than llama.cpp's KLD
+///   (the claim of q16; true of every file here).
 fn check(row: &Row, q8_slack: f64) {
     let k = |v: &serde_json::Value| v["mean_kld"].as_f64().unwrap();
     let p = |v: &serde_json::Value| v["same_top_pct"].as_f64().unwrap();
     let exact = k(&row.exact);
     let ours = k(&row.ours);
+    let llama = k(&row.llamacpp);
     assert!(
-        (ours - exact).abs() <= q8_slack,
-        "{}: q8 mean KLD {ours:.6} vs exact {exact:.6}",
+        ours <= exact + q8_slack && ours >= 0.98 * exact,
+        "{}: q8 mean KLD {ours:.6} outside [0.98, +{q8_slack:e}] of exact {exact:.6}",
+        row.file
+    );
+    assert!(
+        (ours - llama).abs() <= 0.1 * llama,
+        "{}: q8 mean KLD {ours:.6} vs llama.cpp's {llama:.6} (same activation rounding)",
         row.file
     );
     assert!(
@@ -102,10 +111,10 @@ fn check(row: &Row, q8_slack: f64) {
         "{}: q16 mean KLD {ours16:.6} vs exact {exact:.6}",
         row.file
     );
-    let llama_err = (k(&row.llamacpp) - exact).abs();
+    let llama_err = (llama - exact).abs();
     assert!(
-        (ours16 - exact).abs() <= llama_err.max(band),
-        "{}: q16 KLD error {:.2e} vs llama.cpp's {llama_err:.2e}",
+        (ours16 - exact).abs() < llama_err,
+        "{}: q16 KLD error {:.2e} not below llama.cpp's {llama_err:.2e}",
         row.file,
         (ours16 - exact).abs()
     );
@@ -207,9 +216,10 @@ fn stories_moe_kld_against_exact() {
         &d.join("stories260K-moe8x-finetuned-f32.gguf"),
         &[
             // Q8_0: exact 0.00088; 8-bit activations on this 64-wide model add about as much
-            // again (llama.cpp: 0.00162).
+            // again (measured +6.4e-4; llama.cpp: 0.00162).
             (&q8, "stories260K-moe8x-finetuned-Q8_0.gguf", 1e-3),
-            // Q4_0: the weight error dominates (0.101); activations move it by < 1%.
+            // Q4_0: the weight error dominates (0.101); activations move it by < 1% (measured
+            // +9.7e-4).
             (&q4, "stories260K-moe8x-finetuned-Q4_0.gguf", 3e-3),
         ],
         "stories-moe, held-out TinyStories, base f32",
@@ -237,7 +247,8 @@ fn mixtral_mini_kld_against_exact() {
         &d.join("kld"),
         &base,
         &[
-            // Exact mean KLDs are 0.0020 / 0.0011 / 0.0006; llama.cpp is within 4e-5 of each.
+            // Exact mean KLDs are 0.0020 / 0.0011 / 0.0006; llama.cpp is within 4e-5 of each,
+            // ours within 1.0e-5 / 2.3e-5 / 2.7e-5 (measured).
             (&files[0], "mixtral-mini-Q4_0.gguf", 1e-4),
             (&files[1], "mixtral-mini-Q4_K_M.gguf", 1e-4),
             (&files[2], "mixtral-mini-Q5_K_M.gguf", 1e-4),

@@ -1,6 +1,8 @@
 //! The K-quant SIMD kernels against their scalar references, on every instruction set this CPU
 //! has: the Q4_K / Q5_K / Q6_K · Q8_K dots, and the Q8_K activation quantizer (exact bytes).
 
+mod common;
+
 mod quant_kquant_data;
 
 use quant_kquant_data::{
@@ -14,15 +16,10 @@ use tandem::quant::{
 
 /// The SIMD instruction sets this CPU has (the scalar path is the reference, not a candidate).
 fn simd_isas() -> Vec<Isa> {
-    let isas: Vec<Isa> = simd::available()
+    simd::available()
         .into_iter()
         .filter(|&i| i != Isa::Scalar)
-        .collect();
-    eprintln!(
-        "instruction sets tested: {:?}",
-        isas.iter().map(|i| i.name()).collect::<Vec<_>>()
-    );
-    isas
+        .collect()
 }
 
 /// Each kernel forms the same exact integer sums per block as the scalar reference and differs
@@ -116,6 +113,7 @@ fn check_multi<W: TestBlock>(seed: u64) {
 
 #[test]
 fn multi_row_dots_equal_one_row_dots() {
+    common::isa::tested("multi_row_dots_equal_one_row_dots");
     check_multi::<BlockQ4_K>(11);
     check_multi::<BlockQ5_K>(12);
     check_multi::<BlockQ6_K>(13);
@@ -123,6 +121,7 @@ fn multi_row_dots_equal_one_row_dots() {
 
 #[test]
 fn multi_row_dots_reject_bad_calls() {
+    common::isa::tested("multi_row_dots_reject_bad_calls");
     for isa in simd::available() {
         let Some(multi) = BlockQ4_K::multi(isa) else {
             continue;
@@ -144,16 +143,19 @@ fn multi_row_dots_reject_bad_calls() {
 
 #[test]
 fn q4_k_kernels_match_scalar() {
+    common::isa::tested("q4_k_kernels_match_scalar");
     check_dots::<BlockQ4_K>(1);
 }
 
 #[test]
 fn q5_k_kernels_match_scalar() {
+    common::isa::tested("q5_k_kernels_match_scalar");
     check_dots::<BlockQ5_K>(2);
 }
 
 #[test]
 fn q6_k_kernels_match_scalar() {
+    common::isa::tested("q6_k_kernels_match_scalar");
     check_dots::<BlockQ6_K>(3);
 }
 
@@ -162,6 +164,7 @@ fn q6_k_kernels_match_scalar() {
 /// needs no tolerance.
 #[test]
 fn kernels_exact_on_small_integers() {
+    common::isa::tested("kernels_exact_on_small_integers");
     fn check<W: TestBlock>(shrink: impl Fn(&mut W)) {
         let mut rng = Rng::new(7);
         for nb in block_counts() {
@@ -175,6 +178,13 @@ fn kernels_exact_on_small_integers() {
                     *s = g.iter().map(|&q| q as i16).sum();
                 }
             }
+            // The premise: every partial sum is an integer below 2²⁴, so exact in f32.
+            let magnitude = W::magnitude(&w, &x);
+            assert!(
+                magnitude < (1 << 24) as f64,
+                "{}: {nb} blocks reach {magnitude}, not exact in f32",
+                W::TYPE
+            );
             let want = W::dot_scalar(&w, &x);
             for isa in simd::available() {
                 let got = simd::dot_fn::<W>(isa)(&w, &x);
@@ -182,18 +192,25 @@ fn kernels_exact_on_small_integers() {
             }
         }
     }
-    // Activations in 0..16. Q4_K/Q5_K: scales and mins 0 or 1, quants ≤ 3 (+16 for Q5_K's fifth
-    // bit): under 2¹⁷ per block. Q6_K: quants 32..34 stored (≤ 34 unbiased), scales −1..=1:
-    // under 2¹⁸ per block. At most 56 blocks: under 2²⁴ in every partial sum.
+    // Activations in 0..16. Q4_K/Q5_K: the 12 packed bytes hold the low 6 bits of scales and
+    // mins 0..4 in bytes 0..8 (bit 0 kept: 0 or 1; bits 4 and 6..8 would give 16, 17 and the
+    // high bits of 4..8) and the low nibbles of scales and mins 4..8 in bytes 8..12 (0x11: 0 or
+    // 1 each). Quants ≤ 3 (+16 for Q5_K's fifth bit, so ≤ 19): at most 256·19·15 + 256·15 <
+    // 2¹⁷ per block. Q6_K: quants 32..34 stored (≤ 34 unbiased), scales −1..=1: under 2¹⁸ per
+    // block. At most 56 blocks: under 2²⁴ in every partial sum (asserted above).
     let one = half::f16::ONE;
+    let small_scales = |scales: &mut [u8; 12]| {
+        scales[..8].iter_mut().for_each(|s| *s &= 0x01);
+        scales[8..].iter_mut().for_each(|s| *s &= 0x11);
+    };
     check::<BlockQ4_K>(|b| {
         (b.d, b.dmin) = (one, one);
-        b.scales.iter_mut().for_each(|s| *s &= 0x11);
+        small_scales(&mut b.scales);
         b.qs.iter_mut().for_each(|q| *q &= 0x33);
     });
     check::<BlockQ5_K>(|b| {
         (b.d, b.dmin) = (one, one);
-        b.scales.iter_mut().for_each(|s| *s &= 0x11);
+        small_scales(&mut b.scales);
         b.qs.iter_mut().for_each(|q| *q &= 0x33);
     });
     check::<BlockQ6_K>(|b| {
@@ -207,6 +224,7 @@ fn kernels_exact_on_small_integers() {
 /// Every Q8_K quantizer writes exactly the scalar reference's bytes.
 #[test]
 fn q8_k_quantizers_match_scalar() {
+    common::isa::tested("q8_k_quantizers_match_scalar");
     let isas = simd_isas();
     let mut rng = Rng::new(11);
     let special: [fn(&mut Rng, usize) -> Vec<f32>; 8] = [
@@ -331,6 +349,7 @@ fn q8_k_quantizers_match_scalar() {
 /// reference's bytes.
 #[test]
 fn q8_k_trait_quantize_is_the_reference() {
+    common::isa::tested("q8_k_trait_quantize_is_the_reference");
     let mut rng = Rng::new(5);
     let src = activations_f32(&mut rng, 16 * QK_K);
     let mut a = vec![quant_kquant_data::zeroed::<BlockQ8_K>(); 16];

@@ -12,6 +12,8 @@
 //! the offset formats, 2 per block for the min formats). An integer error of a single product
 //! (the saturation or sign bugs these kernels avoid) is far larger than that.
 
+mod common;
+
 use half::{bf16, f16};
 use tandem::quant::simd::grouped::{grouped, GROUP, MAX_ACTS, MAX_PAIRS, MAX_WEIGHT_ROWS};
 use tandem::quant::simd::legacy::quantize_q8_0_fn;
@@ -240,11 +242,13 @@ where
 
 #[test]
 fn q8_0_kernels_match_scalar() {
+    common::isa::tested("q8_0_kernels_match_scalar");
     check_block_format::<BlockQ8_0>(1, false, raw_q8_0);
 }
 
 #[test]
 fn q4_0_kernels_match_scalar() {
+    common::isa::tested("q4_0_kernels_match_scalar");
     check_block_format::<BlockQ4_0>(2, true, |r, n| {
         raw_blocks(r, n, |b: &mut BlockQ4_0, r| b.d = r.scale())
     });
@@ -252,6 +256,7 @@ fn q4_0_kernels_match_scalar() {
 
 #[test]
 fn q4_1_kernels_match_scalar() {
+    common::isa::tested("q4_1_kernels_match_scalar");
     check_block_format::<BlockQ4_1>(3, true, |r, n| {
         raw_blocks(r, n, |b: &mut BlockQ4_1, r| {
             b.d = r.scale();
@@ -262,6 +267,7 @@ fn q4_1_kernels_match_scalar() {
 
 #[test]
 fn q5_0_kernels_match_scalar() {
+    common::isa::tested("q5_0_kernels_match_scalar");
     check_block_format::<BlockQ5_0>(4, true, |r, n| {
         raw_blocks(r, n, |b: &mut BlockQ5_0, r| b.d = r.scale())
     });
@@ -269,6 +275,7 @@ fn q5_0_kernels_match_scalar() {
 
 #[test]
 fn q5_1_kernels_match_scalar() {
+    common::isa::tested("q5_1_kernels_match_scalar");
     check_block_format::<BlockQ5_1>(5, true, |r, n| {
         raw_blocks(r, n, |b: &mut BlockQ5_1, r| {
             b.d = r.scale();
@@ -302,16 +309,19 @@ fn check_float_format<W: SimdDot<Act = f32> + Magnitude + Quantize + Default + C
 
 #[test]
 fn f32_kernels_match_scalar() {
+    common::isa::tested("f32_kernels_match_scalar");
     check_float_format::<f32>(6);
 }
 
 #[test]
 fn f16_kernels_match_scalar() {
+    common::isa::tested("f16_kernels_match_scalar");
     check_float_format::<f16>(7);
 }
 
 #[test]
 fn bf16_kernels_match_scalar() {
+    common::isa::tested("bf16_kernels_match_scalar");
     check_float_format::<bf16>(8);
 }
 
@@ -405,6 +415,7 @@ fn x86_isas(list: &[Isa]) -> Vec<Isa> {
 
 #[test]
 fn grouped_q4_0_matches_scalar() {
+    common::isa::tested("grouped_q4_0_matches_scalar");
     let must = x86_isas(&[Isa::Avx2, Isa::Avx512, Isa::Avx512Vnni]);
     check_grouped::<BlockQ4_0>(10, 4, &must, |r, n| {
         raw_blocks(r, n, |b: &mut BlockQ4_0, r| b.d = r.scale())
@@ -413,6 +424,7 @@ fn grouped_q4_0_matches_scalar() {
 
 #[test]
 fn grouped_q8_0_matches_scalar() {
+    common::isa::tested("grouped_q8_0_matches_scalar");
     check_grouped::<BlockQ8_0>(11, 2, &x86_isas(&[Isa::Avx512Vnni]), raw_q8_0);
 }
 
@@ -421,6 +433,7 @@ type BadCall<'a> = dyn Fn() + std::panic::RefUnwindSafe + 'a;
 
 #[test]
 fn grouped_kernels_reject_bad_calls() {
+    common::isa::tested("grouped_kernels_reject_bad_calls");
     let x = vec![BlockQ8_0::default(); 2 * GROUP];
     for isa in available() {
         let Some(k) = grouped::<BlockQ4_0>(isa) else {
@@ -473,6 +486,7 @@ fn grouped_kernels_reject_bad_calls() {
 
 #[test]
 fn mismatched_lengths_panic_on_every_isa() {
+    common::isa::tested("mismatched_lengths_panic_on_every_isa");
     let w = vec![BlockQ4_0::default(); 3];
     let x = vec![BlockQ8_0::default(); 2];
     for isa in available() {
@@ -518,6 +532,7 @@ fn hard_blocks(rng: &mut Rng) -> Vec<[f32; 32]> {
 
 #[test]
 fn fast_q8_0_quantize_gives_the_scalar_bytes() {
+    common::isa::tested("fast_q8_0_quantize_gives_the_scalar_bytes");
     let mut rng = Rng(9);
     let mut rows: Vec<Vec<f32>> = Vec::new();
     for n in block_counts() {

@@ -4,6 +4,7 @@
 use super::commands::{self, Command, Setting};
 use super::conversation::Conversation;
 use super::driver::{Chat, Event, TurnStats};
+use super::template::TemplateError;
 use super::ChatError;
 use crate::session::Stop;
 use rustyline::error::ReadlineError;
@@ -133,6 +134,8 @@ pub fn interactive(chat: &mut Chat) -> Result<(), ChatError> {
         generating.store(false, Ordering::SeqCst);
         match result {
             Ok(stats) => dim(&stats_line(&stats)),
+            // The abandoned render may still be allocating: leave.
+            Err(e @ ChatError::Template(TemplateError::Stopped { .. })) => return Err(e),
             Err(e) => eprintln!("error: {e}"),
         }
     }

@@ -17,6 +17,7 @@ use super::conversation::Message;
 use minijinja::value::{Value, ValueKind};
 use minijinja::{Environment, Error, ErrorKind, State};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Fuel for one render. A unit is roughly one instruction or 64 bytes allocated, so this bounds
 /// a render to about a million steps and 64 MiB; a real template over a long conversation uses
@@ -122,6 +123,13 @@ pub enum TemplateError {
     TooLarge { name: String },
     #[error("message {index} contains reserved private-use characters (U+E000..U+E002)")]
     Reserved { index: usize },
+    /// The watchdog gave up on the render; its thread may still be running (see
+    /// [`super::watchdog`]), so the process should end.
+    #[error("chat template `{name}`: {stopped}")]
+    Stopped {
+        name: String,
+        stopped: super::watchdog::Stopped,
+    },
 }
 
 /// A piece of rendered output: template text, or the content of a message.
@@ -151,13 +159,16 @@ impl Rendered {
     }
 }
 
+/// Cloning is cheap next to a render (the compiled environment is shared); a render runs on a
+/// clone, on the watchdog's thread.
+#[derive(Clone)]
 pub struct ChatTemplate {
     /// `mistral`, or `gguf` for the file's own.
     pub name: String,
     pub source: String,
     pub bos_token: String,
     pub eos_token: String,
-    env: Environment<'static>,
+    env: Arc<Environment<'static>>,
 }
 
 impl ChatTemplate {
@@ -177,7 +188,7 @@ impl ChatTemplate {
                 ),
             });
         }
-        let env = sandbox();
+        let env = Arc::new(sandbox());
         let t = ChatTemplate {
             name: name.to_string(),
             source: source.to_string(),
@@ -222,13 +233,17 @@ impl ChatTemplate {
                 return Err(TemplateError::Reserved { index });
             }
         }
-        let what = format!("chat template `{}`", self.name);
-        let (text, marked) = super::watchdog::guarded(&what, || {
+        let (this, messages) = (self.clone(), messages.to_vec());
+        let (text, marked) = super::watchdog::guarded(move || {
             Ok::<_, TemplateError>((
-                self.run(messages, add_generation_prompt, false)?,
-                self.run(messages, add_generation_prompt, true)?,
+                this.run(&messages, add_generation_prompt, false)?,
+                this.run(&messages, add_generation_prompt, true)?,
             ))
-        })?;
+        })
+        .map_err(|stopped| TemplateError::Stopped {
+            name: self.name.clone(),
+            stopped,
+        })??;
         Ok(Rendered {
             text,
             parts: split_marked(&marked),

@@ -31,4 +31,5 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
 
 pub mod convert;
 pub mod hf;
+pub mod isa;
 pub mod model;

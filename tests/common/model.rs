@@ -9,6 +9,7 @@ use tandem::model::{Logits, Model, ModelConfig};
 use tandem::sample::{Sampler, SamplerConfig};
 use tandem::session::Session;
 use tandem::tensor::kv::KvType;
+use tandem::tensor::matmul::Activations;
 
 pub fn open(path: &Path) -> GgufFile {
     GgufFile::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -22,7 +23,17 @@ pub fn model(file: &GgufFile) -> Model<'_> {
 
 /// Logits of every position `[n, n_vocab]` for `tokens`, and the routing of every layer.
 pub fn logits(file: &GgufFile, tokens: &[u32], kv: KvType) -> (Vec<f32>, Routing) {
-    let m = model(file);
+    logits_with(file, tokens, kv, Activations::default())
+}
+
+/// [`logits`] with activations quantized at `acts` precision.
+pub fn logits_with(
+    file: &GgufFile,
+    tokens: &[u32],
+    kv: KvType,
+    acts: Activations,
+) -> (Vec<f32>, Routing) {
+    let m = model(file).with_activations(acts);
     let mut s = Session::new(&m, tokens.len(), kv).unwrap();
     let mut routing = Routing::new();
     let l = s.prefill(tokens, Logits::All, Some(&mut routing)).unwrap();
@@ -96,22 +107,27 @@ pub fn max_abs(a: &[f32], b: &[f32]) -> f64 {
 }
 
 /// Checks the top-k experts of every (layer, token) against a reference's `routing`, wherever its
-/// recorded `kth_gap` is at least `min_gap`. Returns (checked, skipped).
+/// recorded `kth_gap` is at least `min_gap`: the chosen set, and its order too where the
+/// reference's top-1/top-2 gap (`ln(w₁/w₂)`) is also at least `min_gap`. Returns (checked,
+/// skipped).
 pub fn check_routing(got: &Routing, reference: &serde_json::Value, min_gap: f64) -> (usize, usize) {
     let (mut checked, mut skipped) = (0, 0);
     for entry in reference.as_array().unwrap() {
         let layer = entry["layer"].as_u64().unwrap() as usize;
         let gaps = floats(&entry["kth_gap"]);
+        let weights = entry["weights"].as_array().unwrap();
         for (t, want) in entry["experts"].as_array().unwrap().iter().enumerate() {
             if gaps[t] < min_gap {
                 skipped += 1;
                 continue;
             }
-            assert_eq!(
-                got[layer][t].experts,
-                ids(want),
-                "layer {layer}, token {t}: experts differ"
-            );
+            let (mut ours, mut want) = (got[layer][t].experts.clone(), ids(want));
+            let w = floats(&weights[t]);
+            if (w[0] / w[1]).ln() < min_gap {
+                ours.sort_unstable();
+                want.sort_unstable();
+            }
+            assert_eq!(ours, want, "layer {layer}, token {t}: experts differ");
             checked += 1;
         }
     }
@@ -129,4 +145,102 @@ pub fn routing_agreement(got: &Routing, reference: &serde_json::Value) -> (usize
         }
     }
     (same, total)
+}
+
+/// The largest difference, over the (layer, token) pairs whose experts agree, between our and
+/// the reference's `ln(w₁ / w₂)`. With top-2 routing that log ratio is `l₁ − l₂` of the router
+/// logits, so this is the measured noise of a difference of two router logits: the same kind of
+/// quantity as the reference's `kth_gap` (`l₂ − l₃`), and what may flip a choice whose gap is
+/// below about twice it.
+pub fn router_noise(got: &Routing, reference: &serde_json::Value) -> f64 {
+    let mut noise = 0.0f64;
+    for entry in reference.as_array().unwrap() {
+        let layer = entry["layer"].as_u64().unwrap() as usize;
+        let experts = entry["experts"].as_array().unwrap();
+        for (t, w) in entry["weights"].as_array().unwrap().iter().enumerate() {
+            let route = &got[layer][t];
+            if route.experts != ids(&experts[t]) {
+                continue;
+            }
+            let w = floats(w);
+            let ours = (route.weights[0] as f64 / route.weights[1] as f64).ln();
+            noise = noise.max((ours - (w[0] / w[1]).ln()).abs());
+        }
+    }
+    noise
+}
+
+fn argmax(row: &[f32]) -> u32 {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::MIN), |b, (i, &v)| if v > b.1 { (i, v) } else { b })
+        .0 as u32
+}
+
+/// Greedy steps compared with a reference's `greedy_tokens`.
+#[derive(Debug)]
+pub struct GreedySteps {
+    /// Steps whose recorded margin exceeds twice their error bound; each was compared.
+    pub compared: usize,
+    pub skipped: usize,
+    /// The free-running greedy run agreed up to the first skipped step, this many steps.
+    pub leading: usize,
+}
+
+/// Compares greedy decoding on a quantized file (8-bit activations) with the reference's
+/// greedy tokens, each step judged against its own error bound.
+///
+/// Teacher-forced: one prefill of the prompt and the reference's tokens gives our logits at
+/// every step as though every earlier step had agreed. Our error at step k is at most
+/// `|q8 − q16|` on that row plus `q16_err`, q16's own error against the exact reference
+/// (measured by the caller, ~2^-16 relative per activation, so small next to 8-bit rounding).
+/// Where the step's recorded top-1/top-2 margin exceeds twice that bound, no logit can overtake
+/// the reference's choice, so our argmax must be its token; elsewhere the step is skipped, not
+/// ended, because the next steps are judged on the reference's tokens.
+///
+/// The free-running greedy run (decode through the KV cache) must then agree with the
+/// reference up to the first skipped step.
+pub fn check_greedy_steps(
+    file: &GgufFile,
+    reference: &serde_json::Value,
+    kv: KvType,
+    q16_err: f64,
+) -> GreedySteps {
+    let prompt = ids(&reference["prompt_tokens"]);
+    let want = ids(&reference["greedy_tokens"]);
+    let margins = floats(&reference["greedy_top1_top2_margin"]);
+    assert_eq!(margins.len(), want.len());
+    let mut seq = prompt.clone();
+    seq.extend_from_slice(&want[..want.len() - 1]);
+    let (l8, _) = logits_with(file, &seq, kv, Activations::Q8);
+    let (l16, _) = logits_with(file, &seq, kv, Activations::Q16);
+    let n_vocab = l8.len() / seq.len();
+    let (mut compared, mut skipped, mut first_skip) = (0, 0, None);
+    for (k, (&token, &margin)) in want.iter().zip(&margins).enumerate() {
+        let row = (prompt.len() - 1 + k) * n_vocab..(prompt.len() + k) * n_vocab;
+        let bound = max_abs(&l8[row.clone()], &l16[row.clone()]) + q16_err;
+        if margin > 2.0 * bound {
+            assert_eq!(
+                argmax(&l8[row]),
+                token,
+                "greedy step {k}: margin {margin:.3e} exceeds twice the error bound {bound:.3e}"
+            );
+            compared += 1;
+        } else {
+            skipped += 1;
+            first_skip.get_or_insert(k);
+        }
+    }
+    let leading = first_skip.unwrap_or(want.len());
+    let got = greedy(file, &prompt, leading, kv);
+    assert_eq!(
+        got,
+        want[..leading],
+        "free-running greedy before step {leading}"
+    );
+    GreedySteps {
+        compared,
+        skipped,
+        leading,
+    }
 }

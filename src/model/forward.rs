@@ -1,18 +1,20 @@
 //! The forward pass: tokens in, logits out, the KV cache updated.
 //!
-//! A batch of `n` tokens (the prompt in prefill, one token in decode) goes through each layer
-//! together, so every weight matrix is read once per batch. In MoE layers the tokens routed to
-//! each expert are gathered and multiplied as one matrix, so each expert is read once per batch.
+//! A batch of rows (the tokens of one or several sequences: a prompt chunk in prefill, one token
+//! each in decode) goes through each layer together, so every weight matrix is read once per
+//! step. In MoE layers the rows routed to each expert are gathered and handed to the expert's
+//! executor as one matrix, so each expert is read once per step.
 
 use super::config::ModelConfig;
+use super::experts::{CpuExperts, CpuKernels, ExpertExecutor, ExpertWork, Placement};
 use super::kv_cache::KvCache;
 use super::moe::{route, Route};
-use super::weights::{Ffn, Mlp, Weights};
-use crate::quant::simd::{self, Isa};
+use super::weights::{Ffn, Weights};
+use crate::quant::simd;
 use crate::tensor::attention::{attention, AttnShape};
 use crate::tensor::kv::KvKernels;
-use crate::tensor::matmul::{dequantize_row, matmul_with, Activations};
-use crate::tensor::ops::{add_scaled, rms_norm, rope, rope_cos_sin, swiglu};
+use crate::tensor::matmul::{dequantize_row, Activations};
+use crate::tensor::ops::{add_scaled, rms_norm, rope, rope_cos_sin};
 use crate::tensor::MatrixError;
 use crate::tensor::QMatrix;
 use rayon::prelude::*;
@@ -41,6 +43,8 @@ pub enum ForwardError {
         add: usize,
         n_ctx: usize,
     },
+    #[error("sequence {index} of the batch has no tokens")]
+    EmptySequence { index: usize },
     #[error(transparent)]
     Matrix(#[from] MatrixError),
 }
@@ -49,59 +53,118 @@ pub struct Model<'a> {
     pub config: ModelConfig,
     pub weights: Weights<'a>,
     kv_kernels: KvKernels,
-    isa: Isa,
-    acts: Activations,
+    kernels: CpuKernels,
+    cpu_experts: CpuExperts<'a>,
+    /// Another executor and the experts it runs (the rest stay on the CPU).
+    offload: Option<(Box<dyn ExpertExecutor + 'a>, Placement)>,
 }
 
 /// Per layer, the route of every token of the batch.
 pub type Routing = Vec<Vec<Route>>;
 
+/// One sequence's share of a batched forward step.
+pub struct SeqStep<'s> {
+    /// The tokens to feed: one in decode, a chunk of the prompt in prefill. Not empty.
+    pub tokens: &'s [u32],
+    /// The sequence's own cache; the tokens go at positions `cache.len ..`.
+    pub cache: &'s mut KvCache,
+    pub logits: Logits,
+    /// Receives the expert choices of every layer and token, when given.
+    pub routing: Option<&'s mut Routing>,
+}
+
 impl<'a> Model<'a> {
     pub fn new(config: ModelConfig, weights: Weights<'a>) -> Self {
         let isa = simd::detected();
+        let kernels = CpuKernels {
+            isa,
+            acts: Activations::default(),
+        };
         Model {
+            cpu_experts: CpuExperts::new(&weights, kernels),
             config,
             weights,
             kv_kernels: KvKernels::new(isa),
-            isa,
-            acts: Activations::default(),
+            kernels,
+            offload: None,
         }
     }
 
     /// The same model with activations quantized at `acts` precision.
     pub fn with_activations(mut self, acts: Activations) -> Self {
-        self.acts = acts;
+        self.kernels.acts = acts;
+        self.cpu_experts = CpuExperts::new(&self.weights, self.kernels);
         self
     }
 
-    /// `y = x · wᵀ` with this model's kernels and activation precision.
+    /// The same model with the experts `placement` marks computed by `executor`.
+    pub fn with_expert_executor(
+        mut self,
+        executor: Box<dyn ExpertExecutor + 'a>,
+        placement: Placement,
+    ) -> Self {
+        self.offload = Some((executor, placement));
+        self
+    }
+
+    /// The kernels this model's CPU products use.
+    pub fn kernels(&self) -> CpuKernels {
+        self.kernels
+    }
+
     fn mm(&self, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
-        matmul_with(w, x, n, y, self.isa, self.acts)
+        self.kernels.mm(w, x, n, y)
     }
 
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
     /// returns logits (`[n_vocab]` for [`Logits::Last`], `[n, n_vocab]` for [`Logits::All`]).
     /// When `routing` is given, the expert choices of every layer and token are appended to it.
+    /// The one-sequence case of [`Model::forward_batch`].
     pub fn forward(
         &self,
         tokens: &[u32],
         cache: &mut KvCache,
         want: Logits,
-        mut routing: Option<&mut Routing>,
+        routing: Option<&mut Routing>,
     ) -> Result<Vec<f32>, ForwardError> {
+        let mut seqs = [SeqStep {
+            tokens,
+            cache,
+            logits: want,
+            routing,
+        }];
+        Ok(self.forward_batch(&mut seqs)?.pop().unwrap_or_default())
+    }
+
+    /// Runs several sequences through the model in one pass and returns each one's logits (as
+    /// [`Model::forward`] would). Their rows go through every matrix together, so each weight,
+    /// and each expert, is read once per step for the tokens of all of them; RoPE, the KV write
+    /// and attention are per sequence, at its own positions and in its own cache. Nothing is
+    /// written to any cache unless every sequence fits its context and every token id is valid.
+    pub fn forward_batch(&self, seqs: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>, ForwardError> {
         let c = &self.config;
         let w = &self.weights;
-        let (n, d) = (tokens.len(), c.d_model);
-        let pos0 = cache.len;
-        if pos0 + n > cache.n_ctx {
-            return Err(ForwardError::ContextFull {
-                have: pos0,
-                add: n,
-                n_ctx: cache.n_ctx,
-            });
+        let d = c.d_model;
+        // Row ranges of each sequence in the batch.
+        let mut spans = Vec::with_capacity(seqs.len());
+        let mut n = 0;
+        for (index, s) in seqs.iter().enumerate() {
+            if s.tokens.is_empty() {
+                return Err(ForwardError::EmptySequence { index });
+            }
+            if s.cache.len + s.tokens.len() > s.cache.n_ctx {
+                return Err(ForwardError::ContextFull {
+                    have: s.cache.len,
+                    add: s.tokens.len(),
+                    n_ctx: s.cache.n_ctx,
+                });
+            }
+            spans.push(n..n + s.tokens.len());
+            n += s.tokens.len();
         }
         let mut x = vec![0.0f32; n * d]; // [n, d_model], the residual stream
-        for (i, (&id, row)) in tokens.iter().zip(x.chunks_exact_mut(d)).enumerate() {
+        let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
+        for (i, (&id, row)) in tokens.zip(x.chunks_exact_mut(d)).enumerate() {
             if id as usize >= c.n_vocab {
                 return Err(ForwardError::TokenOutOfRange {
                     id,
@@ -111,8 +174,11 @@ impl<'a> Model<'a> {
             }
             dequantize_row(&w.tok_embd, id as usize, row)?;
         }
-        let rope_tables: Vec<_> = (0..n)
-            .map(|t| rope_cos_sin(pos0 + t, c.n_rot, c.rope_theta))
+        // Per row, RoPE's rotations at that token's position in its sequence.
+        let rope_tables: Vec<_> = seqs
+            .iter()
+            .flat_map(|s| (0..s.tokens.len()).map(|t| s.cache.len + t))
+            .map(|pos| rope_cos_sin(pos, c.n_rot, c.rope_theta))
             .collect();
         let shape = AttnShape {
             n_head: c.n_head,
@@ -133,118 +199,167 @@ impl<'a> Model<'a> {
             self.mm(&layer.wq, &xn, n, &mut q)?;
             self.mm(&layer.wk, &xn, n, &mut k)?;
             self.mm(&layer.wv, &xn, n, &mut v)?;
-            let (kc, vc) = &mut cache.layers[li];
             for t in 0..n {
                 rope(
                     &mut q[t * q_len..(t + 1) * q_len],
                     c.head_dim,
                     &rope_tables[t],
                 );
-                let kr = &mut k[t * kv_len..(t + 1) * kv_len];
-                rope(kr, c.head_dim, &rope_tables[t]);
-                kc.write(pos0 + t, kr);
-                vc.write(pos0 + t, &v[t * kv_len..(t + 1) * kv_len]);
+                rope(
+                    &mut k[t * kv_len..(t + 1) * kv_len],
+                    c.head_dim,
+                    &rope_tables[t],
+                );
             }
-            attention(&q, shape, kc, vc, pos0, &self.kv_kernels, &mut attn);
+            for (s, span) in seqs.iter_mut().zip(&spans) {
+                let pos0 = s.cache.len;
+                let (kc, vc) = &mut s.cache.layers[li];
+                for (i, t) in span.clone().enumerate() {
+                    kc.write(pos0 + i, &k[t * kv_len..(t + 1) * kv_len]);
+                    vc.write(pos0 + i, &v[t * kv_len..(t + 1) * kv_len]);
+                }
+                let rows = span.start * q_len..span.end * q_len;
+                let kern = &self.kv_kernels;
+                attention(&q[rows.clone()], shape, kc, vc, pos0, kern, &mut attn[rows]);
+            }
             self.mm(&layer.wo, &attn, n, &mut proj)?;
             add_rows(&mut x, &proj);
 
             norm_rows(&x, &layer.ffn_norm, c.norm_eps, &mut xn);
             match &layer.ffn {
                 Ffn::Dense(mlp) => {
-                    self.mlp_forward(mlp, &xn, n, &mut proj)?;
+                    self.kernels.mlp(mlp, &xn, n, &mut proj)?;
                     add_rows(&mut x, &proj);
                 }
-                Ffn::Moe { router, experts } => {
-                    let routes = self.moe_forward(router, experts, &xn, n, &mut x)?;
-                    if let Some(r) = routing.as_deref_mut() {
-                        if r.len() <= li {
-                            r.resize(li + 1, Vec::new());
+                Ffn::Moe { router, .. } => {
+                    let routes = self.moe_forward(li, router, &xn, n, &mut x)?;
+                    for (s, span) in seqs.iter_mut().zip(&spans) {
+                        if let Some(r) = s.routing.as_deref_mut() {
+                            if r.len() <= li {
+                                r.resize(li + 1, Vec::new());
+                            }
+                            r[li].extend_from_slice(&routes[span.clone()]);
                         }
-                        r[li].extend(routes);
                     }
                 }
             }
         }
-        cache.len = pos0 + n;
+        for (s, span) in seqs.iter_mut().zip(&spans) {
+            s.cache.len += span.len();
+        }
 
-        let rows: Vec<usize> = match want {
-            Logits::Last => vec![n - 1],
-            Logits::All => (0..n).collect(),
-        };
+        // The rows whose logits are wanted, of every sequence, through the head at once.
+        let rows: Vec<usize> = seqs
+            .iter()
+            .zip(&spans)
+            .flat_map(|(s, span)| match s.logits {
+                Logits::Last => span.end - 1..span.end,
+                Logits::All => span.clone(),
+            })
+            .collect();
         let mut h = vec![0.0f32; rows.len() * d];
         for (&t, out) in rows.iter().zip(h.chunks_exact_mut(d)) {
             rms_norm(&x[t * d..(t + 1) * d], &w.output_norm, c.norm_eps, out);
         }
         let mut logits = vec![0.0f32; rows.len() * c.n_vocab];
         self.mm(&w.output, &h, rows.len(), &mut logits)?;
-        Ok(logits)
+        let mut rest = &logits[..];
+        Ok(seqs
+            .iter()
+            .zip(&spans)
+            .map(|(s, span)| {
+                let count = match s.logits {
+                    Logits::Last => 1,
+                    Logits::All => span.len(),
+                };
+                let (mine, tail) = rest.split_at(count * c.n_vocab);
+                rest = tail;
+                mine.to_vec()
+            })
+            .collect())
     }
 
-    /// Routes each token, runs every chosen expert on the tokens routed to it (one matmul per
-    /// expert), and adds the weighted outputs to the residual `x` in each token's route order, so
-    /// the sum does not depend on how the work was grouped.
+    /// Routes each of the `n` rows of `xn` (`[n, d_model]`) to its top-k experts, has each
+    /// expert's executor compute it for the rows routed to it, and adds the weighted outputs to
+    /// `x`. Each token's expert outputs are added in order of expert id, so the sum does not
+    /// depend on how the work was grouped or where an expert ran.
     fn moe_forward(
         &self,
+        layer: usize,
         router: &QMatrix,
-        experts: &[Mlp],
         xn: &[f32],
         n: usize,
         x: &mut [f32],
     ) -> Result<Vec<Route>, ForwardError> {
-        let (d, k, n_exp) = (
-            self.config.d_model,
-            self.config.n_expert_used,
-            experts.len(),
-        );
+        let (d, k, n_exp) = (self.config.d_model, self.config.n_expert_used, router.rows);
         let mut logits = vec![0.0f32; n * n_exp]; // [n, n_expert]
         self.mm(router, xn, n, &mut logits)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();
 
-        // (token, slot) pairs per expert.
+        // (token, slot) pairs per expert, in token order.
         let mut assigned: Vec<Vec<(usize, usize)>> = vec![Vec::new(); n_exp];
         for (t, r) in routes.iter().enumerate() {
             for (slot, &e) in r.experts.iter().enumerate() {
                 assigned[e as usize].push((t, slot));
             }
         }
-        let mut slots = vec![0.0f32; n * k * d]; // [n, k, d_model]: each expert's output per slot
-        for (e, pairs) in assigned.iter().enumerate().filter(|(_, p)| !p.is_empty()) {
-            let m = pairs.len();
-            let mut xe = vec![0.0f32; m * d]; // [m, d_model], the tokens routed to e
-            for (row, &(t, _)) in xe.chunks_exact_mut(d).zip(pairs) {
+        // Every expert's input rows, then its output rows, one after another: [n * k, d_model].
+        let mut gathered = vec![0.0f32; n * k * d];
+        let mut outputs = vec![0.0f32; n * k * d];
+        let mut start = 0;
+        for pairs in &assigned {
+            for (row, &(t, _)) in gathered[start * d..].chunks_exact_mut(d).zip(pairs) {
                 row.copy_from_slice(&xn[t * d..(t + 1) * d]);
             }
-            let mut ye = vec![0.0f32; m * d];
-            self.mlp_forward(&experts[e], &xe, m, &mut ye)?;
-            for (row, &(t, slot)) in ye.chunks_exact(d).zip(pairs) {
-                slots[(t * k + slot) * d..(t * k + slot + 1) * d].copy_from_slice(row);
+            start += pairs.len();
+        }
+        let (mut on_cpu, mut offloaded) = (Vec::new(), Vec::new());
+        let mut inputs = &gathered[..];
+        let mut outs = &mut outputs[..];
+        for (e, pairs) in assigned.iter().enumerate() {
+            let (input, rest_in) = inputs.split_at(pairs.len() * d);
+            let (output, rest_out) = std::mem::take(&mut outs).split_at_mut(pairs.len() * d);
+            (inputs, outs) = (rest_in, rest_out);
+            if pairs.is_empty() {
+                continue;
+            }
+            let work = ExpertWork {
+                expert: e,
+                input,
+                output,
+            };
+            match &self.offload {
+                Some((_, placement)) if placement.is_offloaded(layer, e) => offloaded.push(work),
+                _ => on_cpu.push(work),
+            }
+        }
+        if let Some((executor, _)) = &self.offload {
+            if !offloaded.is_empty() {
+                executor.run(layer, &mut offloaded)?;
+            }
+        }
+        self.cpu_experts.run(layer, &mut on_cpu)?;
+        drop((on_cpu, offloaded));
+
+        // Where each (token, slot) output row lies in `outputs`.
+        let mut at = vec![0usize; n * k];
+        let mut row = 0;
+        for pairs in &assigned {
+            for &(t, slot) in pairs {
+                at[t * k + slot] = row;
+                row += 1;
             }
         }
         x.par_chunks_mut(d).enumerate().for_each(|(t, xr)| {
-            for (slot, &wgt) in routes[t].weights.iter().enumerate() {
-                add_scaled(xr, &slots[(t * k + slot) * d..(t * k + slot + 1) * d], wgt);
+            let r = &routes[t];
+            let mut slots: Vec<usize> = (0..r.experts.len()).collect();
+            slots.sort_by_key(|&s| r.experts[s]);
+            for s in slots {
+                let o = at[t * k + s];
+                add_scaled(xr, &outputs[o * d..(o + 1) * d], r.weights[s]);
             }
         });
         Ok(routes)
-    }
-
-    /// `out = down(silu(gate · x) * (up · x))` for `n` rows.
-    fn mlp_forward(
-        &self,
-        mlp: &Mlp,
-        x: &[f32],
-        n: usize,
-        out: &mut [f32],
-    ) -> Result<(), ForwardError> {
-        let n_ff = mlp.gate.rows;
-        let mut g = vec![0.0f32; n * n_ff]; // [n, n_ff]
-        let mut u = vec![0.0f32; n * n_ff];
-        self.mm(&mlp.gate, x, n, &mut g)?;
-        self.mm(&mlp.up, x, n, &mut u)?;
-        swiglu(&mut g, &u);
-        self.mm(&mlp.down, &g, n, out)?;
-        Ok(())
     }
 }
 

@@ -2,6 +2,7 @@
 //! the KV cache.
 
 pub mod config;
+pub mod experts;
 pub mod forward;
 pub mod kv_cache;
 mod load;

@@ -4,6 +4,7 @@ use crate::tensor::QMatrix;
 use std::borrow::Cow;
 
 /// A SwiGLU feed-forward network: `down(silu(gate·x) * up·x)`.
+#[derive(Clone, Copy)]
 pub struct Mlp<'a> {
     pub gate: QMatrix<'a>, // [n_ff, d_model]
     pub up: QMatrix<'a>,   // [n_ff, d_model]

@@ -1,0 +1,125 @@
+//! Who computes the experts. The MoE block of the forward pass gathers, per layer, the rows
+//! routed to each expert and hands them to an [`ExpertExecutor`]; it gets each expert's output
+//! rows back and combines them itself. [`CpuExperts`] is the executor that reads the weights
+//! where they lie in the mapped file; another (a GPU's) implements the same trait, and a
+//! [`Placement`] says per (layer, expert) which of the two runs it.
+
+use super::forward::ForwardError;
+use super::weights::{Ffn, Mlp, Weights};
+use crate::quant::simd::Isa;
+use crate::tensor::matmul::{matmul_with, Activations};
+use crate::tensor::ops::swiglu;
+use crate::tensor::{MatrixError, QMatrix};
+
+/// The rows routed to one expert of one layer, and room for the expert's output.
+pub struct ExpertWork<'s> {
+    pub expert: usize,
+    /// `[rows, d_model]`: the normalised hidden states of the tokens routed to `expert`, in the
+    /// order of the batch.
+    pub input: &'s [f32],
+    /// `[rows, d_model]`: receives the expert's FFN output for each input row.
+    pub output: &'s mut [f32],
+}
+
+impl ExpertWork<'_> {
+    pub fn rows(&self, d_model: usize) -> usize {
+        self.input.len() / d_model
+    }
+}
+
+/// Computes experts' feed-forward networks (`down(silu(gate·x) * up·x)`). One call carries
+/// every expert this executor runs in `layer` for the current step, so that a device can take
+/// them in one submission.
+pub trait ExpertExecutor: Sync {
+    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError>;
+}
+
+/// The kernels a CPU product uses: the instruction set and the activation precision.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuKernels {
+    pub isa: Isa,
+    pub acts: Activations,
+}
+
+impl CpuKernels {
+    /// `y = x · wᵀ`: `x: [n, w.cols]`, `y: [n, w.rows]`.
+    pub fn mm(&self, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
+        matmul_with(w, x, n, y, self.isa, self.acts)
+    }
+
+    /// `out = down(silu(gate · x) * (up · x))` for `n` rows; `x, out: [n, d_model]`.
+    pub fn mlp(&self, mlp: &Mlp, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), MatrixError> {
+        let n_ff = mlp.gate.rows;
+        let mut g = vec![0.0f32; n * n_ff]; // [n, n_ff]
+        let mut u = vec![0.0f32; n * n_ff];
+        self.mm(&mlp.gate, x, n, &mut g)?;
+        self.mm(&mlp.up, x, n, &mut u)?;
+        swiglu(&mut g, &u);
+        self.mm(&mlp.down, &g, n, out)
+    }
+}
+
+/// The CPU executor: the experts' matrices as views into the mapped file (nothing is copied).
+pub struct CpuExperts<'a> {
+    /// `[layer][expert]`; empty for dense layers.
+    experts: Vec<Vec<Mlp<'a>>>,
+    kernels: CpuKernels,
+}
+
+impl<'a> CpuExperts<'a> {
+    pub fn new(weights: &Weights<'a>, kernels: CpuKernels) -> Self {
+        let experts = weights
+            .layers
+            .iter()
+            .map(|l| match &l.ffn {
+                Ffn::Moe { experts, .. } => experts.clone(),
+                Ffn::Dense(_) => Vec::new(),
+            })
+            .collect();
+        CpuExperts { experts, kernels }
+    }
+}
+
+impl ExpertExecutor for CpuExperts<'_> {
+    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+        let experts = &self.experts[layer];
+        for w in work {
+            let mlp = &experts[w.expert];
+            let rows = w.rows(mlp.gate.cols);
+            self.kernels.mlp(mlp, w.input, rows, w.output)?;
+        }
+        Ok(())
+    }
+}
+
+/// Which executor runs each (layer, expert): the CPU, or the one other executor a model may
+/// have (a GPU's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// `[layer][expert]`: true where the other executor runs the expert.
+    offloaded: Vec<Vec<bool>>,
+}
+
+impl Placement {
+    /// Every expert on the CPU.
+    pub fn cpu(n_layer: usize, n_expert: usize) -> Self {
+        Placement {
+            offloaded: vec![vec![false; n_expert]; n_layer],
+        }
+    }
+
+    /// Every expert on the other executor.
+    pub fn all_offloaded(n_layer: usize, n_expert: usize) -> Self {
+        Placement {
+            offloaded: vec![vec![true; n_expert]; n_layer],
+        }
+    }
+
+    pub fn set(&mut self, layer: usize, expert: usize, offloaded: bool) {
+        self.offloaded[layer][expert] = offloaded;
+    }
+
+    pub fn is_offloaded(&self, layer: usize, expert: usize) -> bool {
+        self.offloaded[layer][expert]
+    }
+}

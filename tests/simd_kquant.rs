@@ -345,16 +345,15 @@ fn q8_k_quantizers_match_scalar() {
     eprintln!("Q8_K: {checked} quantizer results checked");
 }
 
-/// `BlockQ8_K::quantize` (the trait method the matmul calls) is the fast path and gives the
-/// reference's bytes.
+/// The Q8_K quantizer the matmul picks for this CPU gives the reference's bytes.
 #[test]
-fn q8_k_trait_quantize_is_the_reference() {
-    common::isa::tested("q8_k_trait_quantize_is_the_reference");
+fn detected_q8_k_quantizer_is_the_reference() {
+    common::isa::tested("detected_q8_k_quantizer_is_the_reference");
     let mut rng = Rng::new(5);
     let src = activations_f32(&mut rng, 16 * QK_K);
     let mut a = vec![quant_kquant_data::zeroed::<BlockQ8_K>(); 16];
     let mut b = a.clone();
-    <BlockQ8_K as tandem::quant::Quantize>::quantize(&src, &mut a);
+    <BlockQ8_K as simd::SimdQuantize>::quantizer(simd::detected())(&src, &mut a);
     quantize_q8_k_scalar(&src, &mut b);
     assert!(bytemuck::cast_slice::<_, u8>(&a) == bytemuck::cast_slice::<_, u8>(&b));
     // And a dot through the default dispatch agrees with the scalar reference.

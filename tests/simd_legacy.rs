@@ -17,10 +17,8 @@ mod common;
 use half::{bf16, f16};
 use tandem::quant::simd::grouped::{grouped, GROUP, MAX_ACTS, MAX_PAIRS, MAX_WEIGHT_ROWS};
 use tandem::quant::simd::legacy::quantize_q8_0_fn;
-use tandem::quant::simd::{available, dot_fn, Isa, SimdDot};
-use tandem::quant::{
-    q8_0, BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, DotWith, Quantize,
-};
+use tandem::quant::simd::{available, dot_fn, Isa, SimdDot, SimdQuantize};
+use tandem::quant::{BlockQ4_0, BlockQ4_1, BlockQ5_0, BlockQ5_1, BlockQ8_0, DotWith, Quantize};
 
 /// SplitMix64: small, deterministic, good enough to spread test inputs.
 struct Rng(u64);
@@ -560,9 +558,10 @@ fn fast_q8_0_quantize_gives_the_scalar_bytes() {
                 );
             }
         }
+        // And the quantizer the matmul picks for this CPU.
         let mut got = vec![BlockQ8_0::default(); n];
-        q8_0::quantize_row_fast(row, &mut got);
+        <BlockQ8_0 as SimdQuantize>::quantizer(tandem::quant::simd::detected())(row, &mut got);
         let bytes = |b: &[BlockQ8_0]| bytemuck::cast_slice::<BlockQ8_0, u8>(b).to_vec();
-        assert_eq!(bytes(&got), bytes(&want), "quantize_row_fast");
+        assert_eq!(bytes(&got), bytes(&want), "the detected quantizer");
     }
 }

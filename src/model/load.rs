@@ -2,6 +2,7 @@
 //! by llama.cpp's name as a zero-copy view of the mmap.
 
 use super::config::ModelConfig;
+use super::tensors::Role;
 use super::weights::{Ffn, Layer, Mlp, Weights};
 use crate::gguf::{GgufError, GgufFile};
 use crate::quant::GgmlType;
@@ -139,33 +140,33 @@ impl<'a> Weights<'a> {
     /// Binds every tensor the model needs, checking names and shapes.
     pub fn from_gguf(file: &'a GgufFile, c: &ModelConfig) -> Result<Self, LoadError> {
         let (d, q_len, kv_len) = (c.d_model, c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
-        let tok_embd = matrix(file, "token_embd.weight", c.n_vocab, d)?;
-        let output = match file.tensor("output.weight") {
-            Some(_) => matrix(file, "output.weight", c.n_vocab, d)?,
+        let tok_embd = matrix(file, &Role::TokenEmbedding.name(0), c.n_vocab, d)?;
+        let output = match file.tensor(&Role::Output.name(0)) {
+            Some(_) => matrix(file, &Role::Output.name(0), c.n_vocab, d)?,
             None => tok_embd, // tied embeddings
         };
         let layers = (0..c.n_layer)
             .map(|l| {
-                let name = |s: &str| format!("blk.{l}.{s}.weight");
+                let name = |r: Role| r.name(l);
                 let ffn = if c.is_moe() {
                     Ffn::Moe {
-                        router: matrix(file, &name("ffn_gate_inp"), c.n_expert, d)?,
+                        router: matrix(file, &name(Role::Router), c.n_expert, d)?,
                         experts: experts(file, l, c)?,
                     }
                 } else {
                     Ffn::Dense(Mlp {
-                        gate: matrix(file, &name("ffn_gate"), c.n_ff, d)?,
-                        up: matrix(file, &name("ffn_up"), c.n_ff, d)?,
-                        down: matrix(file, &name("ffn_down"), d, c.n_ff)?,
+                        gate: matrix(file, &name(Role::FfnGate), c.n_ff, d)?,
+                        up: matrix(file, &name(Role::FfnUp), c.n_ff, d)?,
+                        down: matrix(file, &name(Role::FfnDown), d, c.n_ff)?,
                     })
                 };
                 Ok(Layer {
-                    attn_norm: vector(file, &name("attn_norm"), d)?,
-                    wq: matrix(file, &name("attn_q"), q_len, d)?,
-                    wk: matrix(file, &name("attn_k"), kv_len, d)?,
-                    wv: matrix(file, &name("attn_v"), kv_len, d)?,
-                    wo: matrix(file, &name("attn_output"), d, q_len)?,
-                    ffn_norm: vector(file, &name("ffn_norm"), d)?,
+                    attn_norm: vector(file, &name(Role::AttnNorm), d)?,
+                    wq: matrix(file, &name(Role::AttnQ), q_len, d)?,
+                    wk: matrix(file, &name(Role::AttnK), kv_len, d)?,
+                    wv: matrix(file, &name(Role::AttnV), kv_len, d)?,
+                    wo: matrix(file, &name(Role::AttnOutput), d, q_len)?,
+                    ffn_norm: vector(file, &name(Role::FfnNorm), d)?,
                     ffn,
                 })
             })
@@ -173,7 +174,7 @@ impl<'a> Weights<'a> {
         Ok(Weights {
             tok_embd,
             layers,
-            output_norm: vector(file, "output_norm.weight", d)?,
+            output_norm: vector(file, &Role::OutputNorm.name(0), d)?,
             output,
         })
     }
@@ -183,13 +184,10 @@ impl<'a> Weights<'a> {
 /// copy), or the older per-expert `ffn_{gate,up,down}.E` tensors.
 fn experts<'a>(file: &'a GgufFile, l: usize, c: &ModelConfig) -> Result<Vec<Mlp<'a>>, LoadError> {
     let (d, f, n) = (c.d_model, c.n_ff, c.n_expert);
-    if file
-        .tensor(&format!("blk.{l}.ffn_gate_exps.weight"))
-        .is_some()
-    {
-        let gate = stacked(file, &format!("blk.{l}.ffn_gate_exps.weight"), f, d, n)?;
-        let up = stacked(file, &format!("blk.{l}.ffn_up_exps.weight"), f, d, n)?;
-        let down = stacked(file, &format!("blk.{l}.ffn_down_exps.weight"), d, f, n)?;
+    if file.tensor(&Role::ExpertGate.name(l)).is_some() {
+        let gate = stacked(file, &Role::ExpertGate.name(l), f, d, n)?;
+        let up = stacked(file, &Role::ExpertUp.name(l), f, d, n)?;
+        let down = stacked(file, &Role::ExpertDown.name(l), d, f, n)?;
         return Ok(gate
             .into_iter()
             .zip(up)
@@ -197,12 +195,13 @@ fn experts<'a>(file: &'a GgufFile, l: usize, c: &ModelConfig) -> Result<Vec<Mlp<
             .map(|((gate, up), down)| Mlp { gate, up, down })
             .collect());
     }
+    let name = |r: Role, e| r.per_expert_name(l, e).expect("an expert role");
     (0..n)
         .map(|e| {
             Ok(Mlp {
-                gate: matrix(file, &format!("blk.{l}.ffn_gate.{e}.weight"), f, d)?,
-                up: matrix(file, &format!("blk.{l}.ffn_up.{e}.weight"), f, d)?,
-                down: matrix(file, &format!("blk.{l}.ffn_down.{e}.weight"), d, f)?,
+                gate: matrix(file, &name(Role::ExpertGate, e), f, d)?,
+                up: matrix(file, &name(Role::ExpertUp, e), f, d)?,
+                down: matrix(file, &name(Role::ExpertDown, e), d, f)?,
             })
         })
         .collect()

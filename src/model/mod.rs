@@ -7,6 +7,7 @@ pub mod forward;
 pub mod kv_cache;
 mod load;
 pub mod moe;
+pub mod tensors;
 pub mod weights;
 
 pub use config::ModelConfig;

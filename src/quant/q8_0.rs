@@ -1,9 +1,9 @@
 //! Q8_0: 32 values as signed 8-bit codes with one f16 scale, `x ≈ d * q`. 8.5 bits per value.
 //!
 //! It is also the activation format of every 32-value weight format: an f32 activation row is
-//! quantized once with [`quantize_row_fast`] and dotted with each weight row.
+//! quantized once (by the fastest kernel in `simd`, which writes this file's bytes) and dotted
+//! with each weight row.
 
-use super::simd;
 use super::{Block, DotWith, GgmlType, Quantize};
 use half::f16;
 
@@ -42,13 +42,7 @@ pub fn quantize_block(x: &[f32; 32]) -> BlockQ8_0 {
     }
 }
 
-/// Quantizes an activation row with the fastest kernel this CPU has. Gives the same bytes as
-/// [`Quantize::quantize`] (tested for every instruction set).
-pub fn quantize_row_fast(src: &[f32], out: &mut [BlockQ8_0]) {
-    simd::legacy::quantize_q8_0_fn(simd::detected())(src, out)
-}
-
-/// The scalar reference of [`quantize_row_fast`], as a plain function for dispatch tables.
+/// [`Quantize::quantize`] as a plain function, for the SIMD quantizers' dispatch table.
 pub(crate) fn quantize_row_scalar(src: &[f32], out: &mut [BlockQ8_0]) {
     BlockQ8_0::quantize(src, out)
 }

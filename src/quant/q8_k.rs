@@ -27,11 +27,10 @@ impl Block for BlockQ8_K {
 }
 
 impl Quantize for BlockQ8_K {
-    /// Runs the fastest kernel this CPU has ([`crate::quant::simd::kquant::q8_k_quantizer`]);
-    /// every kernel writes the same bytes as [`quantize_q8_k_scalar`] (tested), so this is the
-    /// reference quantizer, only faster. Every row of activations goes through it.
+    /// The reference, [`quantize_q8_k_scalar`]; activation rows go through the SIMD kernels
+    /// (`simd::kquant::q8_k_quantizer`), which write the same bytes (tested).
     fn quantize(src: &[f32], out: &mut [Self]) {
-        super::simd::kquant::q8_k_quantizer(super::simd::detected())(src, out);
+        quantize_q8_k_scalar(src, out);
     }
 
     fn dequantize(blocks: &[Self], out: &mut [f32]) {

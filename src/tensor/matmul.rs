@@ -52,18 +52,8 @@ impl Activations {
 /// activations could otherwise fall into f16's subnormals and lose its precision.
 const RESIDUAL_SCALE: f32 = 256.0;
 
-/// `y = W · x` for one activation vector. `x: [cols]`, `y: [rows]`.
-pub fn matvec(w: &QMatrix, x: &[f32], y: &mut [f32]) -> Result<(), MatrixError> {
-    matmul(w, x, 1, y)
-}
-
-/// `Y = X · Wᵀ`. `x: [n, cols]`, `y: [n, rows]`, both row-major.
-pub fn matmul(w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
-    matmul_with(w, x, n, y, simd::detected(), Activations::Q8)
-}
-
-/// [`matmul`] with an explicit instruction set (which must be in [`simd::available`]) and
-/// activation precision.
+/// `Y = X · Wᵀ` (`x: [n, cols]`, `y: [n, rows]`, both row-major) with the kernels of `isa`
+/// (which must be in [`simd::available`]) and activations quantized at `acts` precision.
 pub fn matmul_with(
     w: &QMatrix,
     x: &[f32],

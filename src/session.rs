@@ -1,8 +1,8 @@
 //! One conversation with a model: prefill, decode, stop conditions and timings. Shared by
 //! `run`, `bench`, `perplexity` and (later) `chat` and `serve`.
 
-use crate::model::forward::{ForwardError, Routing};
-use crate::model::{KvCache, Logits, Model};
+use crate::model::forward::{ForwardError, Routing, SeqStep};
+use crate::model::{KvCache, Logits, Model, Scratch};
 use crate::sample::Sampler;
 use crate::tensor::kv::KvType;
 use std::time::{Duration, Instant};
@@ -49,6 +49,8 @@ pub struct Session<'m, 'w> {
     /// Every token in the cache, in order.
     pub tokens: Vec<u32>,
     pub timings: Timings,
+    /// The forward pass's buffers, kept from step to step.
+    scratch: Scratch,
 }
 
 impl<'m, 'w> Session<'m, 'w> {
@@ -60,6 +62,7 @@ impl<'m, 'w> Session<'m, 'w> {
             cache,
             tokens: Vec::new(),
             timings: Timings::default(),
+            scratch: Scratch::new(c, PREFILL_BATCH.min(n_ctx)),
         })
     }
 
@@ -81,9 +84,7 @@ impl<'m, 'w> Session<'m, 'w> {
         let start = Instant::now();
         let mut out = Vec::new();
         for chunk in ids.chunks(PREFILL_BATCH) {
-            let logits =
-                self.model
-                    .forward(chunk, &mut self.cache, want, routing.as_deref_mut())?;
+            let logits = self.step(chunk, want, routing.as_deref_mut())?;
             self.tokens.extend_from_slice(chunk);
             match want {
                 Logits::All => out.extend_from_slice(&logits),
@@ -123,12 +124,27 @@ impl<'m, 'w> Session<'m, 'w> {
                 stop = Stop::ContextFull;
                 break;
             }
-            logits = self
-                .model
-                .forward(&[id], &mut self.cache, Logits::Last, None)?;
+            logits = self.step(&[id], Logits::Last, None)?;
             self.tokens.push(id);
         }
         self.timings.gen_time += start.elapsed();
         Ok(stop)
+    }
+
+    /// One forward step of this conversation alone.
+    fn step(
+        &mut self,
+        tokens: &[u32],
+        want: Logits,
+        routing: Option<&mut Routing>,
+    ) -> Result<Vec<f32>, ForwardError> {
+        let mut seq = [SeqStep {
+            tokens,
+            cache: &mut self.cache,
+            logits: want,
+            routing,
+        }];
+        let mut out = self.model.forward_batch(&mut seq, &mut self.scratch)?;
+        Ok(out.pop().unwrap_or_default())
     }
 }

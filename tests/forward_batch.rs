@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use tandem::gguf::GgufFile;
 use tandem::model::experts::{CpuExperts, ExpertExecutor, ExpertWork, Placement};
 use tandem::model::forward::{ForwardError, Routing, SeqStep};
-use tandem::model::{KvCache, Logits, Model};
+use tandem::model::{KvCache, Logits, Model, Scratch};
 use tandem::tensor::kv::KvType;
 
 /// Stories-moe rows are 2 blocks long (the plain kernels); mixtral-mini's 8 and 16 blocks take
@@ -87,7 +87,9 @@ fn four_sequences_in_one_pass_equal_each_alone() {
             alone.push((chunk, next, routing));
         }
 
-        // Together: the four chunks in one step, then the four next tokens in one step.
+        // Together: the four chunks in one step, then the four next tokens in one step. The
+        // scratch starts too small for the first step (it grows) and is reused for the second.
+        let mut scratch = Scratch::new(&m.config, 2);
         let mut caches: Vec<KvCache> = seqs.iter().map(|(p, _)| prefilled(&m, p)).collect();
         let mut routings = vec![Routing::new(); 4];
         let mut step: Vec<SeqStep> = caches
@@ -101,7 +103,7 @@ fn four_sequences_in_one_pass_equal_each_alone() {
                 routing: Some(r),
             })
             .collect();
-        let chunks = m.forward_batch(&mut step).unwrap();
+        let chunks = m.forward_batch(&mut step, &mut scratch).unwrap();
         drop(step);
         let mut step: Vec<SeqStep> = caches
             .iter_mut()
@@ -113,7 +115,7 @@ fn four_sequences_in_one_pass_equal_each_alone() {
                 routing: None,
             })
             .collect();
-        let nexts = m.forward_batch(&mut step).unwrap();
+        let nexts = m.forward_batch(&mut step, &mut scratch).unwrap();
 
         for (i, (want, (chunk, next))) in alone.iter().zip(chunks.iter().zip(&nexts)).enumerate() {
             same(
@@ -154,7 +156,9 @@ fn a_batch_with_one_bad_sequence_changes_no_cache() {
             routing: None,
         },
     ];
-    let e = m.forward_batch(&mut step).unwrap_err();
+    let e = m
+        .forward_batch(&mut step, &mut Scratch::default())
+        .unwrap_err();
     assert!(matches!(e, ForwardError::ContextFull { add: 9, .. }), "{e}");
     assert_eq!((a.len, b.len), (0, 0));
     let mut step = [SeqStep {
@@ -163,7 +167,9 @@ fn a_batch_with_one_bad_sequence_changes_no_cache() {
         logits: Logits::Last,
         routing: None,
     }];
-    let e = m.forward_batch(&mut step).unwrap_err();
+    let e = m
+        .forward_batch(&mut step, &mut Scratch::default())
+        .unwrap_err();
     assert!(matches!(e, ForwardError::EmptySequence { index: 0 }), "{e}");
 }
 

@@ -10,6 +10,7 @@ use crate::quant::simd::Isa;
 use crate::tensor::matmul::{matmul_with, Activations};
 use crate::tensor::ops::swiglu;
 use crate::tensor::{MatrixError, QMatrix};
+use std::sync::Mutex;
 
 /// The rows routed to one expert of one layer, and room for the expert's output.
 pub struct ExpertWork<'s> {
@@ -47,15 +48,25 @@ impl CpuKernels {
         matmul_with(w, x, n, y, self.isa, self.acts)
     }
 
-    /// `out = down(silu(gate · x) * (up · x))` for `n` rows; `x, out: [n, d_model]`.
-    pub fn mlp(&self, mlp: &Mlp, x: &[f32], n: usize, out: &mut [f32]) -> Result<(), MatrixError> {
+    /// `out = down(silu(gate · x) * (up · x))` for `n` rows; `x, out: [n, d_model]`. `tmp`
+    /// holds the intermediates and grows to `2 * n * n_ff` when shorter.
+    pub fn mlp(
+        &self,
+        mlp: &Mlp,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+        tmp: &mut Vec<f32>,
+    ) -> Result<(), MatrixError> {
         let n_ff = mlp.gate.rows;
-        let mut g = vec![0.0f32; n * n_ff]; // [n, n_ff]
-        let mut u = vec![0.0f32; n * n_ff];
-        self.mm(&mlp.gate, x, n, &mut g)?;
-        self.mm(&mlp.up, x, n, &mut u)?;
-        swiglu(&mut g, &u);
-        self.mm(&mlp.down, &g, n, out)
+        if tmp.len() < 2 * n * n_ff {
+            tmp.resize(2 * n * n_ff, 0.0);
+        }
+        let (g, u) = tmp[..2 * n * n_ff].split_at_mut(n * n_ff); // [n, n_ff] each
+        self.mm(&mlp.gate, x, n, g)?;
+        self.mm(&mlp.up, x, n, u)?;
+        swiglu(g, u);
+        self.mm(&mlp.down, g, n, out)
     }
 }
 
@@ -64,6 +75,8 @@ pub struct CpuExperts<'a> {
     /// `[layer][expert]`; empty for dense layers.
     experts: Vec<Vec<Mlp<'a>>>,
     kernels: CpuKernels,
+    /// The FFN intermediates, reused from call to call (one step runs at a time).
+    tmp: Mutex<Vec<f32>>,
 }
 
 impl<'a> CpuExperts<'a> {
@@ -76,17 +89,23 @@ impl<'a> CpuExperts<'a> {
                 Ffn::Dense(_) => Vec::new(),
             })
             .collect();
-        CpuExperts { experts, kernels }
+        CpuExperts {
+            experts,
+            kernels,
+            tmp: Mutex::default(),
+        }
     }
 }
 
 impl ExpertExecutor for CpuExperts<'_> {
     fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         let experts = &self.experts[layer];
+        // A poisoned lock only means an earlier call panicked; the buffer is scratch.
+        let mut tmp = self.tmp.lock().unwrap_or_else(|p| p.into_inner());
         for w in work {
             let mlp = &experts[w.expert];
             let rows = w.rows(mlp.gate.cols);
-            self.kernels.mlp(mlp, w.input, rows, w.output)?;
+            self.kernels.mlp(mlp, w.input, rows, w.output, &mut tmp)?;
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use super::config::ModelConfig;
 use super::experts::{CpuExperts, CpuKernels, ExpertExecutor, ExpertWork, Placement};
 use super::kv_cache::KvCache;
 use super::moe::{route, Route};
+use super::scratch::Scratch;
 use super::weights::{Ffn, Weights};
 use crate::quant::simd;
 use crate::tensor::attention::{attention, AttnShape};
@@ -119,7 +120,8 @@ impl<'a> Model<'a> {
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
     /// returns logits (`[n_vocab]` for [`Logits::Last`], `[n, n_vocab]` for [`Logits::All`]).
     /// When `routing` is given, the expert choices of every layer and token are appended to it.
-    /// The one-sequence case of [`Model::forward_batch`].
+    /// The one-sequence case of [`Model::forward_batch`], with buffers of its own; a caller
+    /// that steps repeatedly keeps a [`Scratch`] and calls `forward_batch`.
     pub fn forward(
         &self,
         tokens: &[u32],
@@ -133,7 +135,11 @@ impl<'a> Model<'a> {
             logits: want,
             routing,
         }];
-        Ok(self.forward_batch(&mut seqs)?.pop().unwrap_or_default())
+        let mut scratch = Scratch::new(&self.config, tokens.len());
+        Ok(self
+            .forward_batch(&mut seqs, &mut scratch)?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// Runs several sequences through the model in one pass and returns each one's logits (as
@@ -141,7 +147,13 @@ impl<'a> Model<'a> {
     /// and each expert, is read once per step for the tokens of all of them; RoPE, the KV write
     /// and attention are per sequence, at its own positions and in its own cache. Nothing is
     /// written to any cache unless every sequence fits its context and every token id is valid.
-    pub fn forward_batch(&self, seqs: &mut [SeqStep<'_>]) -> Result<Vec<Vec<f32>>, ForwardError> {
+    /// The step's buffers come from `scratch`, which grows if the step has more rows than it
+    /// was made for.
+    pub fn forward_batch(
+        &self,
+        seqs: &mut [SeqStep<'_>],
+        scratch: &mut Scratch,
+    ) -> Result<Vec<Vec<f32>>, ForwardError> {
         let c = &self.config;
         let w = &self.weights;
         let d = c.d_model;
@@ -162,7 +174,36 @@ impl<'a> Model<'a> {
             spans.push(n..n + s.tokens.len());
             n += s.tokens.len();
         }
-        let mut x = vec![0.0f32; n * d]; // [n, d_model], the residual stream
+        scratch.reserve(c, n);
+        let Scratch {
+            x,
+            xn,
+            q,
+            k,
+            v,
+            attn,
+            proj,
+            rope: rope_t,
+            router,
+            gathered,
+            expert_out,
+            ffn,
+            ..
+        } = scratch;
+        let (q_len, kv_len, half) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim, c.n_rot / 2);
+        let x = &mut x[..n * d]; // [n, d_model], the residual stream
+        let xn = &mut xn[..n * d]; // [n, d_model], normalised input of each block
+        let q = &mut q[..n * q_len]; // [n, n_head * head_dim]
+        let k = &mut k[..n * kv_len]; // [n, n_kv_head * head_dim]
+        let v = &mut v[..n * kv_len];
+        let attn = &mut attn[..n * q_len];
+        let proj = &mut proj[..n * d];
+        let rope_t = &mut rope_t[..n * half]; // [n, n_rot / 2]
+        let mut moe = MoeBuffers {
+            router: &mut router[..],
+            gathered: &mut gathered[..],
+            outputs: &mut expert_out[..],
+        };
         let tokens = seqs.iter().flat_map(|s| s.tokens.iter());
         for (i, (&id, row)) in tokens.zip(x.chunks_exact_mut(d)).enumerate() {
             if id as usize >= c.n_vocab {
@@ -175,41 +216,28 @@ impl<'a> Model<'a> {
             dequantize_row(&w.tok_embd, id as usize, row)?;
         }
         // Per row, RoPE's rotations at that token's position in its sequence.
-        let rope_tables: Vec<_> = seqs
+        let positions = seqs
             .iter()
-            .flat_map(|s| (0..s.tokens.len()).map(|t| s.cache.len + t))
-            .map(|pos| rope_cos_sin(pos, c.n_rot, c.rope_theta))
-            .collect();
+            .flat_map(|s| (0..s.tokens.len()).map(|t| s.cache.len + t));
+        for (pos, cs) in positions.zip(rope_t.chunks_exact_mut(half.max(1))) {
+            rope_cos_sin(pos, c.n_rot, c.rope_theta, &mut cs[..half]);
+        }
         let shape = AttnShape {
             n_head: c.n_head,
             n_kv_head: c.n_kv_head,
             head_dim: c.head_dim,
             window: c.sliding_window,
         };
-        let (q_len, kv_len) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
-        let mut xn = vec![0.0f32; n * d]; // [n, d_model], normalised input of each block
-        let mut q = vec![0.0f32; n * q_len]; // [n, n_head * head_dim]
-        let mut k = vec![0.0f32; n * kv_len]; // [n, n_kv_head * head_dim]
-        let mut v = vec![0.0f32; n * kv_len];
-        let mut attn = vec![0.0f32; n * q_len];
-        let mut proj = vec![0.0f32; n * d];
 
         for (li, layer) in w.layers.iter().enumerate() {
-            norm_rows(&x, &layer.attn_norm, c.norm_eps, &mut xn);
-            self.mm(&layer.wq, &xn, n, &mut q)?;
-            self.mm(&layer.wk, &xn, n, &mut k)?;
-            self.mm(&layer.wv, &xn, n, &mut v)?;
+            norm_rows(x, &layer.attn_norm, c.norm_eps, xn);
+            self.mm(&layer.wq, xn, n, q)?;
+            self.mm(&layer.wk, xn, n, k)?;
+            self.mm(&layer.wv, xn, n, v)?;
             for t in 0..n {
-                rope(
-                    &mut q[t * q_len..(t + 1) * q_len],
-                    c.head_dim,
-                    &rope_tables[t],
-                );
-                rope(
-                    &mut k[t * kv_len..(t + 1) * kv_len],
-                    c.head_dim,
-                    &rope_tables[t],
-                );
+                let cs = &rope_t[t * half..(t + 1) * half];
+                rope(&mut q[t * q_len..(t + 1) * q_len], c.head_dim, cs);
+                rope(&mut k[t * kv_len..(t + 1) * kv_len], c.head_dim, cs);
             }
             for (s, span) in seqs.iter_mut().zip(&spans) {
                 let pos0 = s.cache.len;
@@ -222,17 +250,17 @@ impl<'a> Model<'a> {
                 let kern = &self.kv_kernels;
                 attention(&q[rows.clone()], shape, kc, vc, pos0, kern, &mut attn[rows]);
             }
-            self.mm(&layer.wo, &attn, n, &mut proj)?;
-            add_rows(&mut x, &proj);
+            self.mm(&layer.wo, attn, n, proj)?;
+            add_rows(x, proj);
 
-            norm_rows(&x, &layer.ffn_norm, c.norm_eps, &mut xn);
+            norm_rows(x, &layer.ffn_norm, c.norm_eps, xn);
             match &layer.ffn {
                 Ffn::Dense(mlp) => {
-                    self.kernels.mlp(mlp, &xn, n, &mut proj)?;
-                    add_rows(&mut x, &proj);
+                    self.kernels.mlp(mlp, xn, n, proj, ffn)?;
+                    add_rows(x, proj);
                 }
                 Ffn::Moe { router, .. } => {
-                    let routes = self.moe_forward(li, router, &xn, n, &mut x)?;
+                    let routes = self.moe_forward(li, router, xn, n, x, &mut moe)?;
                     for (s, span) in seqs.iter_mut().zip(&spans) {
                         if let Some(r) = s.routing.as_deref_mut() {
                             if r.len() <= li {
@@ -257,12 +285,12 @@ impl<'a> Model<'a> {
                 Logits::All => span.clone(),
             })
             .collect();
-        let mut h = vec![0.0f32; rows.len() * d];
+        let h = &mut xn[..rows.len() * d]; // [rows, d_model], free after the last layer
         for (&t, out) in rows.iter().zip(h.chunks_exact_mut(d)) {
             rms_norm(&x[t * d..(t + 1) * d], &w.output_norm, c.norm_eps, out);
         }
         let mut logits = vec![0.0f32; rows.len() * c.n_vocab];
-        self.mm(&w.output, &h, rows.len(), &mut logits)?;
+        self.mm(&w.output, h, rows.len(), &mut logits)?;
         let mut rest = &logits[..];
         Ok(seqs
             .iter()
@@ -290,10 +318,11 @@ impl<'a> Model<'a> {
         xn: &[f32],
         n: usize,
         x: &mut [f32],
+        buf: &mut MoeBuffers,
     ) -> Result<Vec<Route>, ForwardError> {
         let (d, k, n_exp) = (self.config.d_model, self.config.n_expert_used, router.rows);
-        let mut logits = vec![0.0f32; n * n_exp]; // [n, n_expert]
-        self.mm(router, xn, n, &mut logits)?;
+        let logits = &mut buf.router[..n * n_exp]; // [n, n_expert]
+        self.mm(router, xn, n, logits)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();
 
         // (token, slot) pairs per expert, in token order.
@@ -304,8 +333,8 @@ impl<'a> Model<'a> {
             }
         }
         // Every expert's input rows, then its output rows, one after another: [n * k, d_model].
-        let mut gathered = vec![0.0f32; n * k * d];
-        let mut outputs = vec![0.0f32; n * k * d];
+        let gathered = &mut buf.gathered[..n * k * d];
+        let outputs = &mut buf.outputs[..n * k * d];
         let mut start = 0;
         for pairs in &assigned {
             for (row, &(t, _)) in gathered[start * d..].chunks_exact_mut(d).zip(pairs) {
@@ -361,6 +390,13 @@ impl<'a> Model<'a> {
         });
         Ok(routes)
     }
+}
+
+/// The MoE block's slices of the step's [`Scratch`].
+struct MoeBuffers<'s> {
+    router: &'s mut [f32],
+    gathered: &'s mut [f32],
+    outputs: &'s mut [f32],
 }
 
 fn norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {

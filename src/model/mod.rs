@@ -7,6 +7,7 @@ pub mod forward;
 pub mod kv_cache;
 mod load;
 pub mod moe;
+pub mod scratch;
 pub mod tensors;
 pub mod weights;
 
@@ -14,3 +15,4 @@ pub use config::ModelConfig;
 pub use forward::{Logits, Model};
 pub use kv_cache::KvCache;
 pub use load::LoadError;
+pub use scratch::Scratch;

@@ -30,14 +30,18 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos_sin: &[(f32, f32)]) {
 /// `(cos, sin)` of the angles `pos * theta^(-2i / n_rot)` for `i < n_rot / 2`: computed once per
 /// position and shared by every head and layer. Angles are formed in f64, since at position 30k
 /// an f32 product would lose the low bits.
-pub fn rope_cos_sin(pos: usize, n_rot: usize, theta: f32) -> Vec<(f32, f32)> {
-    (0..n_rot / 2)
-        .map(|i| {
-            let freq = (theta as f64).powf(-2.0 * i as f64 / n_rot as f64);
-            let (sin, cos) = (pos as f64 * freq).sin_cos();
-            (cos as f32, sin as f32)
-        })
-        .collect()
+/// `out: [n_rot / 2]`.
+pub fn rope_cos_sin(pos: usize, n_rot: usize, theta: f32, out: &mut [(f32, f32)]) {
+    assert_eq!(
+        out.len(),
+        n_rot / 2,
+        "rope_cos_sin: out must be [n_rot / 2]"
+    );
+    for (i, cs) in out.iter_mut().enumerate() {
+        let freq = (theta as f64).powf(-2.0 * i as f64 / n_rot as f64);
+        let (sin, cos) = (pos as f64 * freq).sin_cos();
+        *cs = (cos as f32, sin as f32);
+    }
 }
 
 /// In-place softmax of one row.
@@ -89,7 +93,9 @@ mod tests {
     fn rope_rotates_adjacent_pairs() {
         // head_dim 4, both pairs rotate: pair 0 at pos*1, pair 1 at pos*theta^-0.5.
         let mut x = [1.0f32, 0.0, 0.0, 1.0];
-        rope(&mut x, 4, &rope_cos_sin(3, 4, 100.0));
+        let mut cs = [(0.0, 0.0); 2];
+        rope_cos_sin(3, 4, 100.0, &mut cs);
+        rope(&mut x, 4, &cs);
         let (a0, a1) = (3.0f64, 3.0f64 / 10.0);
         let want = [a0.cos(), a0.sin(), -a1.sin(), a1.cos()];
         for i in 0..4 {
@@ -102,7 +108,9 @@ mod tests {
         }
         // Position 0 is the identity; values past n_rot are untouched.
         let mut y = [0.3f32, -0.7, 0.2, 0.9];
-        rope(&mut y, 4, &rope_cos_sin(0, 2, 1e4));
+        let mut cs = vec![(0.0, 0.0); 2 / 2];
+        rope_cos_sin(0, 2, 1e4, &mut cs);
+        rope(&mut y, 4, &cs);
         assert_eq!(y, [0.3, -0.7, 0.2, 0.9]);
     }
 

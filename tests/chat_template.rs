@@ -126,7 +126,10 @@ fn gguf_template_is_used() {
     support::copy_with(
         &src,
         &path,
-        vec![(chat::TEMPLATE_KEY, Value::from(template))],
+        vec![(
+            tandem::gguf::keys::TOKENIZER_CHAT_TEMPLATE,
+            Value::from(template),
+        )],
     );
     let (file, tok) = open(&path);
     assert_eq!(chat::gguf_template(&file).unwrap(), Some(template));

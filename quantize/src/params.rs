@@ -94,7 +94,7 @@ pub fn build_metadata(
     md.push(keys::GENERAL_TYPE, "model")?;
     md.push(keys::GENERAL_NAME, general.name.as_str())?;
     if let Some(v) = &general.version {
-        md.push("general.version", v.as_str())?;
+        md.push(keys::GENERAL_VERSION, v.as_str())?;
     }
     if let Some(v) = &general.finetune {
         md.push(keys::GENERAL_FINETUNE, v.as_str())?;

@@ -21,12 +21,10 @@ pub use encode::PromptEncoder;
 pub use prompt::{Prompt, PromptBuilder};
 pub use template::{Builtin, ChatTemplate, TemplateError};
 
+use crate::gguf::keys::TOKENIZER_CHAT_TEMPLATE;
 use crate::gguf::GgufFile;
 use crate::model::forward::ForwardError;
 use crate::tokenizer::{Tokenizer, TokenizerError, Vocab};
-
-/// The GGUF key of a model's chat template.
-pub const TEMPLATE_KEY: &str = "tokenizer.chat_template";
 
 /// End-of-turn tokens that stop an answer besides EOS, where the vocabulary has them.
 const END_OF_TURN: [&str; 4] = ["<|im_end|>", "<|eot_id|>", "<|end|>", "<|endoftext|>"];
@@ -76,7 +74,7 @@ pub enum TemplateChoice {
 /// The file's own chat template, if it has one.
 pub fn gguf_template(file: &GgufFile) -> Result<Option<&str>, ChatError> {
     file.metadata()
-        .get_opt::<&str>(TEMPLATE_KEY)
+        .get_opt::<&str>(TOKENIZER_CHAT_TEMPLATE)
         .map_err(|e| ChatError::Gguf(e.to_string()))
 }
 
@@ -97,7 +95,7 @@ pub fn prompt_builder<'t>(
             Some(src) => ChatTemplate::new("gguf", src, &bos, &eos)?,
             None => {
                 note = Some(format!(
-                    "the model file has no {TEMPLATE_KEY}; using the built-in `mistral` template (choose with --template)"
+                    "the model file has no {TOKENIZER_CHAT_TEMPLATE}; using the built-in `mistral` template (choose with --template)"
                 ));
                 ChatTemplate::builtin(Builtin::Mistral, &bos, &eos)
             }

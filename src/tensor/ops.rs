@@ -108,7 +108,7 @@ mod tests {
         }
         // Position 0 is the identity; values past n_rot are untouched.
         let mut y = [0.3f32, -0.7, 0.2, 0.9];
-        let mut cs = vec![(0.0, 0.0); 2 / 2];
+        let mut cs = [(0.0, 0.0); 1];
         rope_cos_sin(0, 2, 1e4, &mut cs);
         rope(&mut y, 4, &cs);
         assert_eq!(y, [0.3, -0.7, 0.2, 0.9]);

@@ -1,7 +1,7 @@
 //! The tokenizer stored in a GGUF file's `tokenizer.*` metadata.
 
 use super::{TokenType, Tokenizer, TokenizerError, Vocab};
-use crate::gguf::{Array, GgufFile};
+use crate::gguf::{keys, Array, GgufFile};
 
 fn err(s: String) -> TokenizerError {
     TokenizerError::Build(s)
@@ -13,44 +13,50 @@ impl Vocab {
         let m = file.metadata();
         let gguf = |e: crate::gguf::GgufError| err(e.to_string());
         let model = m
-            .get_opt::<&str>("tokenizer.ggml.model")
+            .get_opt::<&str>(keys::TOKENIZER_MODEL)
             .map_err(gguf)?
             .unwrap_or("none");
         if model != "llama" {
             return Err(err(format!(
-                "tokenizer.ggml.model is `{model}`; tandem reads SentencePiece (`llama`) vocabularies"
+                "{} is `{model}`; tandem reads SentencePiece (`llama`) vocabularies",
+                keys::TOKENIZER_MODEL
             )));
         }
-        let tokens = match m.array("tokenizer.ggml.tokens").map_err(gguf)? {
+        let tokens = match m.array(keys::TOKENIZER_TOKENS).map_err(gguf)? {
             Array::String(v) => v
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
                     s.as_str().map(str::to_string).ok_or_else(|| {
-                        err(format!("tokenizer.ggml.tokens[{i}] is not valid UTF-8"))
+                        err(format!(
+                            "{}[{i}] is not valid UTF-8",
+                            keys::TOKENIZER_TOKENS
+                        ))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             other => {
                 return Err(err(format!(
-                    "tokenizer.ggml.tokens is an array of {}, expected strings",
+                    "{} is an array of {}, expected strings",
+                    keys::TOKENIZER_TOKENS,
                     other.elem_type()
                 )))
             }
         };
         let n = tokens.len();
-        let scores = match m.get_opt::<&Array>("tokenizer.ggml.scores").map_err(gguf)? {
+        let scores = match m.get_opt::<&Array>(keys::TOKENIZER_SCORES).map_err(gguf)? {
             Some(Array::F32(v)) => v.clone(),
             Some(other) => {
                 return Err(err(format!(
-                    "tokenizer.ggml.scores is an array of {}, expected f32",
+                    "{} is an array of {}, expected f32",
+                    keys::TOKENIZER_SCORES,
                     other.elem_type()
                 )))
             }
             None => vec![0.0; n],
         };
         let types = match m
-            .get_opt::<&Array>("tokenizer.ggml.token_type")
+            .get_opt::<&Array>(keys::TOKENIZER_TOKEN_TYPE)
             .map_err(gguf)?
         {
             Some(Array::I32(v)) => v
@@ -59,14 +65,16 @@ impl Vocab {
                 .map(|(i, &t)| {
                     TokenType::from_id(t).ok_or_else(|| {
                         err(format!(
-                            "tokenizer.ggml.token_type[{i}] = {t} is not a token type"
+                            "{}[{i}] = {t} is not a token type",
+                            keys::TOKENIZER_TOKEN_TYPE
                         ))
                     })
                 })
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => {
                 return Err(err(format!(
-                    "tokenizer.ggml.token_type is an array of {}, expected i32",
+                    "{} is an array of {}, expected i32",
+                    keys::TOKENIZER_TOKEN_TYPE,
                     other.elem_type()
                 )))
             }
@@ -77,15 +85,15 @@ impl Vocab {
             tokens,
             scores,
             types,
-            bos: id("tokenizer.ggml.bos_token_id")?,
-            eos: id("tokenizer.ggml.eos_token_id")?,
-            unk: id("tokenizer.ggml.unknown_token_id")?,
+            bos: id(keys::TOKENIZER_BOS_ID)?,
+            eos: id(keys::TOKENIZER_EOS_ID)?,
+            unk: id(keys::TOKENIZER_UNK_ID)?,
             add_bos: m
-                .get_opt::<bool>("tokenizer.ggml.add_bos_token")
+                .get_opt::<bool>(keys::TOKENIZER_ADD_BOS)
                 .map_err(gguf)?
                 .unwrap_or(true),
             add_eos: m
-                .get_opt::<bool>("tokenizer.ggml.add_eos_token")
+                .get_opt::<bool>(keys::TOKENIZER_ADD_EOS)
                 .map_err(gguf)?
                 .unwrap_or(false),
         })
@@ -99,7 +107,7 @@ impl Tokenizer {
         let vocab = Vocab::from_gguf(file)?;
         let hf = file
             .metadata()
-            .get_opt::<&str>("tokenizer.huggingface.json")
+            .get_opt::<&str>(keys::TOKENIZER_HF_JSON)
             .map_err(|e| err(e.to_string()))?;
         let mut t = match hf {
             Some(json) => Tokenizer::from_hf_json(json)?,

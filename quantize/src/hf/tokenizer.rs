@@ -20,21 +20,19 @@ use crate::vocab::{token_type, SpmVocab, VocabMeta};
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::{Map, Value};
 use std::path::Path;
-use tandem::gguf::GgufString;
+use tandem::gguf::{keys, GgufString};
 
-/// Special token kinds in gguf-py's order, with their metadata keys.
-const SPECIAL: [(&str, &str); 7] = [
-    ("bos", "tokenizer.ggml.bos_token_id"),
-    ("eos", "tokenizer.ggml.eos_token_id"),
-    ("unk", "tokenizer.ggml.unknown_token_id"),
-    ("sep", "tokenizer.ggml.seperator_token_id"),
-    ("pad", "tokenizer.ggml.padding_token_id"),
-    ("cls", "tokenizer.ggml.cls_token_id"),
-    ("mask", "tokenizer.ggml.mask_token_id"),
+/// Special token kinds in gguf-py's order, with their id keys and, for the kinds that have one,
+/// their `add_*_token` key.
+const SPECIAL: [(&str, &str, Option<&str>); 7] = [
+    ("bos", keys::TOKENIZER_BOS_ID, Some(keys::TOKENIZER_ADD_BOS)),
+    ("eos", keys::TOKENIZER_EOS_ID, Some(keys::TOKENIZER_ADD_EOS)),
+    ("unk", keys::TOKENIZER_UNK_ID, None),
+    ("sep", keys::TOKENIZER_SEP_ID, Some(keys::TOKENIZER_ADD_SEP)),
+    ("pad", keys::TOKENIZER_PAD_ID, None),
+    ("cls", keys::TOKENIZER_CLS_ID, None),
+    ("mask", keys::TOKENIZER_MASK_ID, None),
 ];
-
-/// The kinds that have an `add_*_token` key.
-const ADD_FLAGS: [&str; 3] = ["bos", "eos", "sep"];
 
 /// Score llama.cpp gives added and special tokens.
 const ADDED_SCORE: f32 = -1000.0;
@@ -94,8 +92,8 @@ pub fn read_vocab(
     let set = |kind: &str, id: Option<u64>, ids: &mut Vec<(String, u32)>| {
         let key = SPECIAL
             .iter()
-            .find(|(k, _)| *k == kind)
-            .map(|(_, key)| *key);
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, key, _)| *key);
         if let (Some(key), Some(id)) = (key, id) {
             if id < n as u64 && !ids.iter().any(|(k, _)| k == key) {
                 ids.push((key.to_string(), id as u32));
@@ -114,11 +112,11 @@ pub fn read_vocab(
                 .and_then(|t| t.get("template")?.as_str().map(String::from)),
             _ => std::fs::read_to_string(dir.join("chat_template.jinja")).ok(),
         };
-        for (kind, _) in SPECIAL {
-            if let Some(Value::Bool(b)) = tc.get(&format!("add_{kind}_token")) {
-                if ADD_FLAGS.contains(&kind) {
-                    add_flags.push((format!("tokenizer.ggml.add_{kind}_token"), *b));
-                }
+        for (kind, _, add_key) in SPECIAL {
+            if let (Some(Value::Bool(b)), Some(add_key)) =
+                (tc.get(&format!("add_{kind}_token")), add_key)
+            {
+                add_flags.push((add_key.to_string(), *b));
             }
             let content = match tc.get(&format!("{kind}_token")) {
                 Some(Value::String(s)) => Some(s.as_str()),
@@ -135,7 +133,7 @@ pub fn read_vocab(
         }
     }
     if let Some(cfg) = config {
-        for (kind, _) in SPECIAL {
+        for (kind, _, _) in SPECIAL {
             let id = cfg.get(&format!("{kind}_token_id")).and_then(Value::as_u64);
             set(kind, id, &mut special_ids);
         }

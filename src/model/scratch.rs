@@ -51,7 +51,9 @@ impl Scratch {
         }
         let (q_len, kv_len) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim);
         let routed = rows * c.n_expert_used.max(1);
-        let grow = |b: &mut Vec<f32>, len: usize| b.resize(len, 0.0);
+        // Fresh zeroed allocations, not `resize`: the old contents are scratch, and the OS hands
+        // out large zeroed blocks without writing them, so rows a step never uses cost nothing.
+        let grow = |b: &mut Vec<f32>, len: usize| *b = vec![0.0; len];
         grow(&mut self.x, rows * c.d_model);
         grow(&mut self.xn, rows * c.d_model);
         grow(&mut self.q, rows * q_len);
@@ -59,7 +61,7 @@ impl Scratch {
         grow(&mut self.v, rows * kv_len);
         grow(&mut self.attn, rows * q_len);
         grow(&mut self.proj, rows * c.d_model);
-        self.rope.resize(rows * (c.n_rot / 2), (1.0, 0.0));
+        self.rope = vec![(1.0, 0.0); rows * (c.n_rot / 2)];
         grow(&mut self.router, rows * c.n_expert);
         grow(&mut self.gathered, routed * c.d_model);
         grow(&mut self.expert_out, routed * c.d_model);

@@ -56,6 +56,13 @@ impl ModelConfig {
         }
         let n_kv_head = opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
         let head_dim = opt_usize("attention.key_length")?.unwrap_or(d_model / n_head);
+        // tandem's attention reads values of the same size as keys.
+        if let Some(v) = opt_usize("attention.value_length")?.filter(|&v| v != head_dim) {
+            return Err(LoadError::Config(format!(
+                "{} = {v} differs from the key length {head_dim}; tandem needs them equal",
+                key("attention.value_length")
+            )));
+        }
         let n_rot = opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
         let n_expert = opt_usize("expert_count")?.unwrap_or(0);
         let n_expert_used = opt_usize("expert_used_count")?.unwrap_or(0);
@@ -88,45 +95,8 @@ impl ModelConfig {
             n_expert_used,
             sliding_window: opt_usize("attention.sliding_window")?.filter(|&w| w > 0),
         };
-        c.validate()?;
+        c.validate(&arch).map_err(LoadError::Config)?;
         Ok(c)
-    }
-
-    fn validate(&self) -> Result<(), LoadError> {
-        let bad = |s: String| Err(LoadError::Config(s));
-        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
-            return bad(format!(
-                "head_count {} is not a multiple of head_count_kv {}",
-                self.n_head, self.n_kv_head
-            ));
-        }
-        if self.n_rot > self.head_dim || !self.n_rot.is_multiple_of(2) {
-            return bad(format!(
-                "rope.dimension_count {} with head size {}",
-                self.n_rot, self.head_dim
-            ));
-        }
-        if self.n_expert > 0 && (self.n_expert_used == 0 || self.n_expert_used > self.n_expert) {
-            return bad(format!(
-                "expert_used_count {} with expert_count {}",
-                self.n_expert_used, self.n_expert
-            ));
-        }
-        // Caps far above any real model: they stop absurd values from sizing allocations.
-        if self.n_layer == 0
-            || self.n_layer > 1024
-            || self.n_vocab == 0
-            || self.n_vocab > 1 << 24
-            || self.d_model > 1 << 20
-            || self.n_ff > 1 << 22
-            || self.n_expert > 1024
-        {
-            return bad(format!(
-                "block_count {}, vocab {}, embedding_length {}, feed_forward_length {}, experts {}",
-                self.n_layer, self.n_vocab, self.d_model, self.n_ff, self.n_expert
-            ));
-        }
-        Ok(())
     }
 
     /// Whether the feed-forward layers are mixtures of experts.

@@ -27,7 +27,12 @@ fn a_failed_conversion_prints_one_error_line_and_exits_1() {
     let out = dir.path().join("out.gguf");
     let e = fails(
         1,
-        &["/nonexistent/model", out.to_str().unwrap(), "--type", "q8_0"],
+        &[
+            "/nonexistent/model",
+            out.to_str().unwrap(),
+            "--type",
+            "q8_0",
+        ],
     );
     assert!(e.contains("/nonexistent/model"), "{e}");
     assert!(!out.exists());

@@ -116,7 +116,8 @@ mod tests {
     #[test]
     fn impossible_hyper_parameters_are_refused_by_key() {
         assert_eq!(stories().validate("llama"), Ok(()));
-        let cases: Vec<(fn(&mut ModelConfig), &str)> = vec![
+        type Edit = fn(&mut ModelConfig);
+        let cases: Vec<(Edit, &str)> = vec![
             (|c| c.rope_theta = f32::NAN, "llama.rope.freq_base = NaN"),
             (|c| c.rope_theta = 0.0, "llama.rope.freq_base = 0"),
             (|c| c.rope_theta = -1.0, "llama.rope.freq_base = -1"),

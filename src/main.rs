@@ -50,11 +50,16 @@ fn main() {
     }
 }
 
-/// `--help` and `--version` print as clap writes them; a usage error prints its first line
+/// `--help`, `--version` and a bare `tandem` print as clap writes them; a usage error prints its first line
 /// (`error: …`, one line like every other error) and exits with 2, failures with 1.
 fn usage_error(e: clap::Error) -> ! {
     use clap::error::ErrorKind;
-    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
         e.exit();
     }
     let text = e.render().to_string();

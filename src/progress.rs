@@ -19,8 +19,7 @@ impl DelayedBar {
     /// A bar over `total` units; `quiet` keeps it hidden throughout (JSON output, say).
     pub fn new(label: &str, total: u64, quiet: bool) -> Self {
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::hidden());
-        let template =
-            format!("{label} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}");
+        let template = format!("{label} {{bar:30}} {{pos}}/{{len}} ETA {{eta}} {{msg}}");
         bar.set_style(
             ProgressStyle::with_template(&template)
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),

@@ -345,3 +345,15 @@ fn impossible_hyper_parameters_are_refused_at_load() {
         assert!(e.contains(says), "{key} = {value:?}: {e}");
     }
 }
+
+/// A bare `tandem` still prints the whole usage (only error messages are cut to one line).
+#[test]
+fn no_command_prints_the_usage() {
+    let out = tandem(&[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("Usage:") && stderr.contains("perplexity"),
+        "{stderr}"
+    );
+}

@@ -121,7 +121,7 @@ fn context_sizes_are_checked_before_allocating() {
     // 2^40 tokens × 5 layers × 2 × 4 heads × 8 × 2 bytes = 640 TiB.
     let e = run_fails(1, &["--ctx", "1099511627776"]);
     assert!(
-        e.contains("KV cache of 1099511627776 tokens") && e.contains("would take 655360.0 GiB"),
+        e.contains("KV cache for 1099511627776 tokens") && e.contains("would take 655360.0 GiB"),
         "{e}"
     );
     let e = run_fails(1, &["--ctx", "18446744073709551615"]);

@@ -61,7 +61,7 @@ impl KvCache {
             return Err("a context of 0 tokens holds nothing: --ctx must be at least 1".into());
         }
         let what = format!(
-            "a {} KV cache of {n_ctx} tokens ({n_layer} layers, {n_kv_head} KV heads of {head_dim})",
+            "the KV cache for {n_ctx} tokens ({}, {n_layer} layers, {n_kv_head} KV heads of {head_dim})",
             ty.name()
         );
         let Some(need) =

@@ -281,3 +281,32 @@ fn a_cut_short_sampled_answer_is_reused_whole() {
     let third = c.turn("More.", &cancel, |_| {}).unwrap();
     assert_eq!(third.reused, cached, "{next:?} then {third:?}");
 }
+
+/// A turn reports its prefill a batch at a time (what the REPL's progress bar shows), ending at
+/// the number of tokens it fed.
+#[test]
+fn prefill_progress_is_reported_per_batch() {
+    let Some(fx) = fixture(Q8) else { return };
+    let m = model(&fx.file);
+    let mut c = chat(&fx, &m, 2048, 4, None);
+    let never = AtomicBool::new(false);
+    let long = "The dog ran to the park and played with a ball. ".repeat(60);
+    let mut seen = Vec::new();
+    let s = c
+        .turn(&long, &never, |e| {
+            if let Event::Prefill { done, total } = e {
+                seen.push((done, total));
+            }
+        })
+        .unwrap();
+    assert!(s.prefilled > tandem::session::PREFILL_BATCH, "{s:?}");
+    let want: Vec<_> = (1..=s.prefilled.div_ceil(tandem::session::PREFILL_BATCH))
+        .map(|i| {
+            (
+                (i * tandem::session::PREFILL_BATCH).min(s.prefilled),
+                s.prefilled,
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
+}

@@ -6,6 +6,7 @@ pub mod chat;
 pub mod gguf;
 pub mod machine;
 pub mod model;
+pub mod progress;
 pub mod quant;
 pub mod sample;
 pub mod session;

@@ -140,7 +140,7 @@ fn sum_words(words: &[u64]) -> u64 {
 /// Physical cores: hyper-threads share a core's load units, so memory-bound decoding gains
 /// nothing from them. Falls back to logical CPUs where the topology is unknown.
 pub fn physical_cores() -> usize {
-    let logical = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let logical = logical_cpus();
     let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
         return logical;
     };
@@ -159,6 +159,37 @@ pub fn physical_cores() -> usize {
     } else {
         cores.len().min(logical)
     }
+}
+
+/// Logical CPUs the process may run on.
+pub fn logical_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// A thread count a user asked for, if it is one this machine can use: at least 1 and at most its
+/// logical CPUs (more threads than CPUs only take turns on them, and tens of thousands take a
+/// minute to start before the OS refuses).
+pub fn check_threads(n: usize) -> Result<usize, String> {
+    let cpus = logical_cpus();
+    if (1..=cpus).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{n} threads: this machine has {} physical cores and {cpus} logical CPUs; use 1 to {cpus}",
+            physical_cores()
+        ))
+    }
+}
+
+/// Memory the OS could give the process without swapping (Linux `MemAvailable`), if it says.
+pub fn available_memory() -> Option<u64> {
+    mem_available(&std::fs::read_to_string("/proc/meminfo").ok()?)
+}
+
+fn mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// The process's peak resident set size in bytes (Linux `VmHWM`), if the OS reports it.
@@ -188,6 +219,27 @@ AnonHugePages:      2048 kB
 FilePmdMapped:         0 kB
 VmFlags: rd wr mr mw me ac hg
 ";
+
+    #[test]
+    fn mem_available_is_read_in_bytes() {
+        let info = "MemTotal:       24000000 kB\nMemFree:        14000000 kB\nMemAvailable:   22000000 kB\n";
+        assert_eq!(mem_available(info), Some(22_000_000 * 1024));
+        assert_eq!(mem_available("MemTotal: 5 kB\n"), None);
+    }
+
+    #[test]
+    fn thread_counts_outside_the_machine_are_refused() {
+        let cpus = logical_cpus();
+        assert_eq!(check_threads(1), Ok(1));
+        assert_eq!(check_threads(cpus), Ok(cpus));
+        for n in [0, cpus + 1, 100_000] {
+            let e = check_threads(n).unwrap_err();
+            assert!(
+                e.contains(&format!("{cpus} logical CPUs; use 1 to {cpus}")),
+                "{e}"
+            );
+        }
+    }
 
     #[test]
     fn huge_pages_are_counted_per_overlapping_entry() {

@@ -3,7 +3,6 @@
 mod cli;
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
 
 #[derive(Parser)]
 #[command(
@@ -29,23 +28,41 @@ enum Command {
     /// Print the token ids of a text.
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Print a GGUF file's header, metadata and tensor table.
-    Info {
-        /// The GGUF file.
-        file: PathBuf,
-    },
+    Info(cli::info::InfoArgs),
 }
 
 fn main() {
-    let result = match Cli::parse().command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
+    let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Chat(a) => cli::chat::run(a),
         Command::Bench(a) => cli::bench::run(a),
         Command::Perplexity(a) => cli::perplexity::run(a),
         Command::Tokenize(a) => cli::tokenize::run(a),
-        Command::Info { file } => cli::info::run(&file),
+        Command::Info(a) => cli::info::run(&a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", cli::common::error_chain(&e));
         std::process::exit(1);
     }
+}
+
+/// `--help`, `--version` and a bare `tandem` print as clap writes them; a usage error prints its first line
+/// (`error: …`, one line like every other error) and exits with 2, failures with 1.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit();
+    }
+    let text = e.render().to_string();
+    eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
+    std::process::exit(2);
 }

@@ -36,7 +36,56 @@ impl Default for SamplerConfig {
     }
 }
 
+/// The float sampling parameters and the values each accepts. The one check shared by the command
+/// line, the REPL's `/set` and (later) the server's JSON, so that all three refuse the same values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Param {
+    Temperature,
+    TopP,
+    MinP,
+    RepeatPenalty,
+}
+
+impl Param {
+    /// The name users type in the REPL and JSON (`--` and dashes on the command line).
+    pub fn name(self) -> &'static str {
+        match self {
+            Param::Temperature => "temp",
+            Param::TopP => "top_p",
+            Param::MinP => "min_p",
+            Param::RepeatPenalty => "repeat_penalty",
+        }
+    }
+
+    /// `v` if it is a finite value in this parameter's range, else a message saying what is.
+    /// NaN and infinities never pass: NaN compares false everywhere in the sampler, so it would
+    /// silently pick an arbitrary token.
+    pub fn check(self, v: f32) -> Result<f32, String> {
+        let (ok, range) = match self {
+            Param::Temperature => ((0.0..=100.0).contains(&v), "a number from 0 to 100"),
+            Param::TopP | Param::MinP => ((0.0..=1.0).contains(&v), "a number from 0 to 1"),
+            // 0 would divide logits by zero; below it would reward repeats.
+            Param::RepeatPenalty => (v > 0.0 && v <= 100.0, "a number above 0, at most 100"),
+        };
+        if ok {
+            Ok(v)
+        } else {
+            Err(format!("{} must be {range}, not {v}", self.name()))
+        }
+    }
+}
+
 impl SamplerConfig {
+    /// Checks every parameter (integers take any value: 0 disables top-k and the penalty window,
+    /// and values above the vocabulary or history size act as "all").
+    pub fn validate(&self) -> Result<(), String> {
+        Param::Temperature.check(self.temperature)?;
+        Param::TopP.check(self.top_p)?;
+        Param::MinP.check(self.min_p)?;
+        Param::RepeatPenalty.check(self.repeat_penalty)?;
+        Ok(())
+    }
+
     /// Greedy decoding.
     pub fn greedy() -> Self {
         SamplerConfig {
@@ -188,6 +237,84 @@ mod tests {
 
     fn logits() -> Vec<f32> {
         vec![1.0, 3.0, 2.5, -1.0, 3.0, 0.5, 2.9, -4.0]
+    }
+
+    #[test]
+    fn validate_refuses_non_finite_and_out_of_range_values() {
+        assert_eq!(SamplerConfig::default().validate(), Ok(()));
+        assert_eq!(SamplerConfig::greedy().validate(), Ok(()));
+        let bad = [
+            (
+                Param::Temperature,
+                f32::NAN,
+                "temp must be a number from 0 to 100, not NaN",
+            ),
+            (
+                Param::Temperature,
+                -1.0,
+                "temp must be a number from 0 to 100, not -1",
+            ),
+            (
+                Param::Temperature,
+                f32::INFINITY,
+                "temp must be a number from 0 to 100, not inf",
+            ),
+            (
+                Param::TopP,
+                f32::NAN,
+                "top_p must be a number from 0 to 1, not NaN",
+            ),
+            (
+                Param::TopP,
+                1.5,
+                "top_p must be a number from 0 to 1, not 1.5",
+            ),
+            (
+                Param::MinP,
+                2.0,
+                "min_p must be a number from 0 to 1, not 2",
+            ),
+            (
+                Param::MinP,
+                -0.1,
+                "min_p must be a number from 0 to 1, not -0.1",
+            ),
+            (
+                Param::RepeatPenalty,
+                0.0,
+                "repeat_penalty must be a number above 0, at most 100, not 0",
+            ),
+            (
+                Param::RepeatPenalty,
+                f32::NAN,
+                "repeat_penalty must be a number above 0, at most 100, not NaN",
+            ),
+            (
+                Param::RepeatPenalty,
+                -2.0,
+                "repeat_penalty must be a number above 0, at most 100, not -2",
+            ),
+        ];
+        for (param, v, says) in bad {
+            let mut c = SamplerConfig::default();
+            match param {
+                Param::Temperature => c.temperature = v,
+                Param::TopP => c.top_p = v,
+                Param::MinP => c.min_p = v,
+                Param::RepeatPenalty => c.repeat_penalty = v,
+            }
+            assert_eq!(c.validate(), Err(says.to_string()));
+            assert_eq!(param.check(v), Err(says.to_string()));
+        }
+        for (param, v) in [
+            (Param::Temperature, 0.0),
+            (Param::Temperature, 100.0),
+            (Param::TopP, 0.0),
+            (Param::MinP, 1.0),
+            (Param::RepeatPenalty, 0.5),
+        ] {
+            assert_eq!(param.check(v), Ok(v));
+        }
     }
 
     #[test]

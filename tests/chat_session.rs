@@ -175,7 +175,7 @@ fn full_context_drops_oldest_turns() {
             .turn(&user, &never, |e| match e {
                 Event::Dropped(n) => this_turn += n,
                 Event::FoldedSystem => folded += 1,
-                Event::Text(_) => {}
+                Event::Text(_) | Event::Prefill { .. } => {}
             })
             .unwrap();
         assert_eq!(s.dropped_turns, want, "turn {i}: turns dropped");
@@ -240,6 +240,73 @@ fn cancel_stops_the_answer_and_keeps_what_was_said() {
     assert!(s.generated < 200);
     assert_eq!(c.conversation.messages.last().unwrap().content, shown);
     cancel.store(false, Ordering::Relaxed);
-    let s = c.turn("Go on.", &cancel, |_| {}).unwrap();
-    assert_eq!(s.stop, Some(Stop::Length));
+    let cached = c.session.tokens.len();
+    let next = c.turn("Go on.", &cancel, |_| {}).unwrap();
+    assert_eq!(next.stop, Some(Stop::Length));
+    // The cut-short answer's tokens stay in the cache and are reused.
+    assert_eq!(next.reused, cached, "{s:?} then {next:?}");
+}
+
+/// A sampled answer cut short by Ctrl-C is often split into tokens differently from how its text
+/// tokenizes; the next turn still reuses every cached token of it (it used to reuse only the
+/// first prompt: 29 of 52 cached tokens with this seed).
+#[test]
+fn a_cut_short_sampled_answer_is_reused_whole() {
+    let Some(fx) = fixture(Q8) else { return };
+    let m = model(&fx.file);
+    let mut c = chat(&fx, &m, 512, 200, None);
+    c.set_sampling(SamplerConfig {
+        seed: 1,
+        ..SamplerConfig::default()
+    });
+    let cancel = AtomicBool::new(false);
+    let mut pieces = 0;
+    let first = c
+        .turn("Tell me a long story.", &cancel, |e| {
+            if let Event::Text(_) = e {
+                pieces += 1;
+                if pieces == 20 {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+        })
+        .unwrap();
+    assert_eq!(first.stop, Some(Stop::Cancelled));
+    cancel.store(false, Ordering::Relaxed);
+    let cached = c.session.tokens.len();
+    let next = c.turn("Go on.", &cancel, |_| {}).unwrap();
+    assert_eq!(next.reused, cached, "{first:?} then {next:?}");
+    // And the turn after, whose prompt holds two answers.
+    let cached = c.session.tokens.len();
+    let third = c.turn("More.", &cancel, |_| {}).unwrap();
+    assert_eq!(third.reused, cached, "{next:?} then {third:?}");
+}
+
+/// A turn reports its prefill a batch at a time (what the REPL's progress bar shows), ending at
+/// the number of tokens it fed.
+#[test]
+fn prefill_progress_is_reported_per_batch() {
+    let Some(fx) = fixture(Q8) else { return };
+    let m = model(&fx.file);
+    let mut c = chat(&fx, &m, 2048, 4, None);
+    let never = AtomicBool::new(false);
+    let long = "The dog ran to the park and played with a ball. ".repeat(60);
+    let mut seen = Vec::new();
+    let s = c
+        .turn(&long, &never, |e| {
+            if let Event::Prefill { done, total } = e {
+                seen.push((done, total));
+            }
+        })
+        .unwrap();
+    assert!(s.prefilled > tandem::session::PREFILL_BATCH, "{s:?}");
+    let want: Vec<_> = (1..=s.prefilled.div_ceil(tandem::session::PREFILL_BATCH))
+        .map(|i| {
+            (
+                (i * tandem::session::PREFILL_BATCH).min(s.prefilled),
+                s.prefilled,
+            )
+        })
+        .collect();
+    assert_eq!(seen, want);
 }

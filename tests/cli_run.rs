@@ -3,10 +3,11 @@
 
 mod common;
 
+use common::gguf_edit::rewrite;
 use common::model::{floats, ids, read_json, read_logits, rel_l2};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use tandem::gguf::{GgufFile, GgufWriter, Metadata, Value};
+use tandem::gguf::Value;
 
 fn tandem(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tandem"))
@@ -194,7 +195,8 @@ fn prompt_longer_than_context() {
         err.contains("--truncate") && err.contains("context"),
         "{err}"
     );
-    // With --truncate the last 8 tokens are kept, leaving no room to generate past the context.
+    // With --truncate the last tokens are kept, as many as leave room for the -n 4 tokens: 4
+    // prompt tokens, then 4 generated, not 8 and "context full" after one.
     let out = ok(&[
         "run",
         "-m",
@@ -206,49 +208,19 @@ fn prompt_longer_than_context() {
         "-n",
         "4",
         "--truncate",
+        "--ignore-eos",
         "--json",
     ]);
     let obj: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let kept = ids(&obj["prompt_ids"]);
-    // The whole prompt as `tokenize` gives it (BOS first); the kept ones are its last 8.
+    // The whole prompt as `tokenize` gives it (BOS first); the kept ones are its last 4.
     let all: serde_json::Value =
         serde_json::from_str(ok(&["tokenize", "-m", m, long, "--json"]).trim()).unwrap();
     let all = ids(&all);
     assert!(all.len() > 8, "{all:?}");
-    assert_eq!(kept, all[all.len() - 8..], "the prompt's last 8 tokens");
-}
-
-/// Rewrites `src` into `dst` with `edit` applied to the metadata and `retype` to the tensors.
-fn rewrite(
-    src: &Path,
-    dst: &Path,
-    edit: impl Fn(&str, &Value) -> Value,
-    retype: impl Fn(&tandem::gguf::TensorSpec) -> Option<(tandem::quant::GgmlType, Vec<u8>)>,
-) {
-    let f = GgufFile::open(src).unwrap();
-    let mut md = Metadata::new();
-    for e in f.metadata().entries() {
-        md.push(e.key.clone(), edit(&e.key, &e.value)).unwrap();
-    }
-    let mut specs = Vec::new();
-    let mut data = Vec::new();
-    for t in f.tensors() {
-        let mut spec = t.spec();
-        let bytes = match retype(&spec) {
-            Some((ty, bytes)) => {
-                spec.ty = ty;
-                bytes
-            }
-            None => f.tensor_bytes(t).to_vec(),
-        };
-        specs.push(spec);
-        data.push(bytes);
-    }
-    let mut w = GgufWriter::create(dst, &md, &specs).unwrap();
-    for (s, d) in specs.iter().zip(&data) {
-        w.write_tensor(&s.name, d).unwrap();
-    }
-    w.finish().unwrap();
+    assert_eq!(kept, all[all.len() - 4..], "the prompt's last 4 tokens");
+    assert_eq!(ids(&obj["generated_ids"]).len(), 4, "{obj}");
+    assert_eq!(obj["stop"], "length", "{obj}");
 }
 
 #[test]

@@ -48,8 +48,8 @@ pub struct OutputArgs {
     /// After writing, dequantize a sample of rows and report the RMSE against the source.
     #[arg(long)]
     pub verify: bool,
-    /// Worker threads (default: physical cores).
-    #[arg(short = 't', long = "threads", value_name = "N")]
+    /// Worker threads, at most the machine's logical CPUs (default: physical cores).
+    #[arg(short = 't', long = "threads", value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long)]
@@ -92,4 +92,11 @@ pub struct SynthArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    let n = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a whole number"))?;
+    tandem::machine::check_threads(n)
 }

@@ -1,6 +1,6 @@
 //! The REPL's slash commands.
 
-use crate::sample::SamplerConfig;
+use crate::sample::{Param, SamplerConfig};
 use std::path::PathBuf;
 
 pub const HELP: &str = "\
@@ -74,12 +74,11 @@ fn parse_set(arg: &str, current: &SamplerConfig) -> Result<Setting, String> {
     let (Some(key), Some(value), None) = (it.next(), it.next(), it.next()) else {
         return Err("usage: /set KEY VALUE (e.g. /set temp 0.7)".into());
     };
-    let float = |lo: f32, hi: f32| -> Result<f32, String> {
-        value
+    let float = |param: Param| -> Result<f32, String> {
+        let v = value
             .parse::<f32>()
-            .ok()
-            .filter(|v| (lo..=hi).contains(v))
-            .ok_or_else(|| format!("{key} takes a number from {lo} to {hi}, not `{value}`"))
+            .map_err(|_| format!("{key} takes a number, not `{value}`"))?;
+        param.check(v)
     };
     let int = || -> Result<u64, String> {
         value
@@ -88,11 +87,11 @@ fn parse_set(arg: &str, current: &SamplerConfig) -> Result<Setting, String> {
     };
     let mut c = current.clone();
     match key {
-        "temp" | "temperature" => c.temperature = float(0.0, 100.0)?,
+        "temp" | "temperature" => c.temperature = float(Param::Temperature)?,
         "top_k" | "top-k" => c.top_k = int()? as usize,
-        "top_p" | "top-p" => c.top_p = float(0.0, 1.0)?,
-        "min_p" | "min-p" => c.min_p = float(0.0, 1.0)?,
-        "repeat_penalty" | "repeat-penalty" => c.repeat_penalty = float(0.0, 100.0)?,
+        "top_p" | "top-p" => c.top_p = float(Param::TopP)?,
+        "min_p" | "min-p" => c.min_p = float(Param::MinP)?,
+        "repeat_penalty" | "repeat-penalty" => c.repeat_penalty = float(Param::RepeatPenalty)?,
         "repeat_last_n" | "repeat-last-n" => c.repeat_last_n = int()? as usize,
         "seed" => c.seed = int()?,
         "n_predict" | "n-predict" | "n" => return Ok(Setting::NPredict(int()? as usize)),
@@ -156,7 +155,11 @@ mod tests {
             ("/save", "needs a file name"),
             ("/stats now", "takes no argument"),
             ("/set temp", "usage"),
-            ("/set temp hot", "from 0 to 100"),
+            ("/set temp hot", "takes a number, not `hot`"),
+            ("/set temp nan", "from 0 to 100, not NaN"),
+            ("/set temp -1", "from 0 to 100, not -1"),
+            ("/set repeat_penalty 0", "above 0"),
+            ("/set min_p 2", "from 0 to 1"),
             ("/set top_p 1.5", "from 0 to 1"),
             ("/set top_k -1", "whole number"),
             ("/set colour red", "unknown setting"),

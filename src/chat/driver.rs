@@ -3,10 +3,11 @@
 
 use super::conversation::Conversation;
 use super::prompt::{Prompt, PromptBuilder};
+use super::realign::{realign, Answer};
 use super::ChatError;
 use crate::model::Logits;
 use crate::sample::{Sampler, SamplerConfig};
-use crate::session::{Session, Stop};
+use crate::session::{Session, Stop, PREFILL_BATCH};
 use crate::tokenizer::Tokenizer;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -47,6 +48,8 @@ pub enum Event<'a> {
     Dropped(usize),
     /// The template refused the system role; the system prompt went into the first message.
     FoldedSystem,
+    /// Prompt tokens fed so far this turn, of `total` (after each prefill batch).
+    Prefill { done: usize, total: usize },
     /// The next piece of the answer (whole UTF-8 characters).
     Text(&'a str),
 }
@@ -63,6 +66,8 @@ pub struct Chat<'m, 'w, 't> {
     /// Tokens that end an answer (EOS, end-of-turn tokens).
     pub stop_ids: Vec<u32>,
     pub last: Option<TurnStats>,
+    /// The answers the cache holds, to feed back as generated (see [`realign`]).
+    answers: Vec<Answer>,
 }
 
 impl<'m, 'w, 't> Chat<'m, 'w, 't> {
@@ -85,6 +90,7 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
             n_predict,
             stop_ids,
             last: None,
+            answers: Vec::new(),
         }
     }
 
@@ -163,7 +169,14 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
         for _ in 0..dropped_turns {
             conv.drop_oldest_turn();
         }
-        let ids = &prompt.ids;
+        // Earlier answers as the tokens they were generated as, unless that would not fit.
+        let realigned = realign(&prompt.ids, &self.session.tokens, &self.answers, self.tok);
+        let limit = self.n_ctx().saturating_sub(self.reserve());
+        let ids = if realigned.len() <= limit.max(prompt.ids.len()) {
+            &realigned
+        } else {
+            &prompt.ids
+        };
         if ids.is_empty() {
             return Err(ChatError::EmptyPrompt(self.prompt.template.name.clone()));
         }
@@ -185,8 +198,19 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
             .count()
             .min(ids.len() - 1);
         self.session.rewind(common);
+        self.answers.retain(|a| a.span.end <= common);
         let start = Instant::now();
-        let logits = self.session.prefill(&ids[common..], Logits::Last, None)?;
+        // Fed a batch at a time (the batches one call would make) so a long prompt can show
+        // progress.
+        let new = &ids[common..];
+        let mut logits = Vec::new();
+        for (i, chunk) in new.chunks(PREFILL_BATCH).enumerate() {
+            logits = self.session.prefill(chunk, Logits::Last, None)?;
+            on_event(Event::Prefill {
+                done: (i * PREFILL_BATCH + chunk.len()),
+                total: new.len(),
+            });
+        }
         let prefill_time = start.elapsed();
 
         let mut answer = String::new();
@@ -229,6 +253,10 @@ impl<'m, 'w, 't> Chat<'m, 'w, 't> {
         // The conversation changes only when the turn succeeds (a cut-short answer included).
         // The answer is kept as generated, leading space included, so that rendering it again
         // reproduces the generated tokens and the next turn can reuse their cache entries.
+        self.answers.push(Answer {
+            span: ids.len()..self.session.tokens.len(),
+            text: answer.clone(),
+        });
         conv.push("assistant", &answer);
         self.conversation = conv;
         let stats = TurnStats {

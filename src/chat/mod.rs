@@ -3,13 +3,15 @@
 //!
 //! Data flow of a turn: [`Conversation`] → [`ChatTemplate::render`] (sandboxed Jinja, message
 //! content marked) → [`PromptEncoder`] (control tokens only from template text) → ids →
-//! [`Chat::turn`] (keep the cached prefix, prefill the rest, generate).
+//! [`Chat::turn`] (keep the cached prefix, with the cache's own tokens where the text is the same,
+//! prefill the rest, generate).
 
 pub mod commands;
 pub mod conversation;
 pub mod driver;
 pub mod encode;
 pub mod prompt;
+mod realign;
 pub mod repl;
 mod strftime;
 pub mod template;

@@ -6,6 +6,7 @@ use super::conversation::Conversation;
 use super::driver::{Chat, Event, TurnStats};
 use super::template::TemplateError;
 use super::ChatError;
+use crate::progress::DelayedBar;
 use crate::session::Stop;
 use rustyline::error::ReadlineError;
 use rustyline::{
@@ -60,7 +61,15 @@ fn answer(
     folded_told: &mut bool,
 ) -> Result<TurnStats, ChatError> {
     let stdout = std::io::stdout();
+    let mut bar = None;
     let stats = chat.turn(text, cancel, |ev| match ev {
+        Event::Prefill { done, total } => {
+            bar.get_or_insert_with(|| DelayedBar::new("prefill", total as u64, false))
+                .set_position(done as u64);
+            if done == total {
+                bar = None; // cleared before the answer prints
+            }
+        }
         Event::Dropped(n) => dim(&format!(
             "[context full: dropped the oldest {n} turn{} (the system prompt stays)]",
             if n == 1 { "" } else { "s" }

@@ -2,7 +2,7 @@
 //! machine's memory read bandwidth (measured in the same run) that decoding achieves.
 
 use super::common::{init_threads, on_pool, Loaded, ModelArgs};
-use anyhow::Result;
+use anyhow::{ensure, Context, Result};
 use clap::Args;
 use serde_json::json;
 use tandem::model::Logits;
@@ -14,13 +14,28 @@ pub struct BenchArgs {
     #[command(flatten)]
     pub model: ModelArgs,
     /// Prompt tokens per repetition.
-    #[arg(short = 'p', long = "n-prompt", default_value_t = 64)]
+    #[arg(
+        short = 'p',
+        long = "n-prompt",
+        default_value_t = 64,
+        allow_negative_numbers = true
+    )]
     pub n_prompt: usize,
     /// Generated tokens per repetition.
-    #[arg(short = 'n', long = "n-gen", default_value_t = 32)]
+    #[arg(
+        short = 'n',
+        long = "n-gen",
+        default_value_t = 32,
+        allow_negative_numbers = true
+    )]
     pub n_gen: usize,
     /// Repetitions.
-    #[arg(short = 'r', long = "reps", default_value_t = 3)]
+    #[arg(
+        short = 'r',
+        long = "reps",
+        default_value_t = 3,
+        allow_negative_numbers = true
+    )]
     pub reps: usize,
     /// Print one JSON object.
     #[arg(long = "json")]
@@ -36,7 +51,14 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     let loaded = Loaded::open(&args.model.model)?;
     let model = loaded.model(&args.model, args.json)?;
     let c = &loaded.config;
-    let n_ctx = args.n_prompt + args.n_gen + 1;
+    ensure!(args.n_prompt > 0, "-p must be at least 1 prompt token");
+    let n_ctx = args
+        .n_prompt
+        .checked_add(args.n_gen)
+        .and_then(|n| n.checked_add(1))
+        .context("-p + -n does not fit in a context")?;
+    // The KV-cache check (it must fit in memory) comes before the prompt is built.
+    drop(Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?);
     let bytes_per_token = model.weights.bytes_per_token(c.n_expert_used);
 
     // Deterministic ids spread over the vocabulary (never the control tokens at the start).

@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use tandem::chat::{self, Builtin, Chat, Conversation, TemplateChoice};
-use tandem::gguf::GgufFile;
 use tandem::session::Session;
 use tandem::tokenizer::Tokenizer;
 
@@ -28,7 +27,12 @@ pub struct ChatArgs {
     #[arg(long = "template-file")]
     pub template_file: Option<PathBuf>,
     /// The most tokens one answer may have.
-    #[arg(short = 'n', long = "n-predict", default_value_t = 1024)]
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        default_value_t = 1024,
+        allow_negative_numbers = true
+    )]
     pub n_predict: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -89,19 +93,21 @@ fn converse(args: ChatArgs, threads: usize) -> Result<()> {
     } else {
         chat::stop_ids(tok, &builder.encoder)
     };
-    let n_ctx = loaded.n_ctx(&args.model);
+    let n_ctx = loaded.n_ctx(&args.model, loaded.default_ctx());
     let model = loaded.model(&args.model, false)?;
     let session = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+    let sampling = args.sampling.config();
     eprintln!(
-        "{}",
-        summary(&loaded, &session, &builder.template.name, threads)
+        "{} | seed {}",
+        summary(&loaded, &session, &builder.template.name, threads),
+        sampling.seed
     );
     let mut chat = Chat::new(
         session,
         builder,
         tok,
         Conversation::new(args.system.clone()),
-        args.sampling.config(),
+        sampling,
         args.n_predict,
         stop_ids,
     );
@@ -122,7 +128,7 @@ fn converse(args: ChatArgs, threads: usize) -> Result<()> {
 /// will do (the weights are not read).
 fn render(args: &ChatArgs) -> Result<()> {
     let path = &args.model.model;
-    let file = GgufFile::open(path)?;
+    let file = super::common::open_gguf(path)?;
     let tok = Tokenizer::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
     let (builder, note) = chat::prompt_builder(&file, &tok, &args.template_choice()?)?;
     if let Some(note) = note {

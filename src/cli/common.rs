@@ -1,13 +1,16 @@
 //! What the subcommands share: loading a model, thread setup, sampling flags, output files.
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
-use tandem::gguf::GgufFile;
+use tandem::gguf::{GgufError, GgufFile};
+use tandem::model::forward::Routing;
 use tandem::model::weights::Weights;
-use tandem::model::{Model, ModelConfig};
-use tandem::sample::SamplerConfig;
+use tandem::model::{Logits, Model, ModelConfig};
+use tandem::progress::DelayedBar;
+use tandem::sample::{Param, SamplerConfig};
+use tandem::session::{Session, PREFILL_BATCH};
 use tandem::tensor::kv::KvType;
 use tandem::tensor::matmul::Activations;
 use tandem::tokenizer::Tokenizer;
@@ -17,11 +20,12 @@ pub struct ModelArgs {
     /// The GGUF model file.
     #[arg(short = 'm', long = "model")]
     pub model: PathBuf,
-    /// Worker threads (default: the number of physical cores).
-    #[arg(short = 't', long = "threads")]
+    /// Worker threads, at most the machine's logical CPUs (default: the number of physical
+    /// cores).
+    #[arg(short = 't', long = "threads", allow_negative_numbers = true, value_parser = parse_threads)]
     pub threads: Option<usize>,
-    /// Context size in tokens (default: the model's, capped at 4096).
-    #[arg(long = "ctx", short = 'c')]
+    /// Context size in tokens (default: the model's, capped at 4096; for perplexity, 512).
+    #[arg(long = "ctx", short = 'c', allow_negative_numbers = true, value_parser = parse_ctx)]
     pub ctx: Option<usize>,
     /// KV cache element type: f16, f32 or q8_0.
     #[arg(long = "kv-type", default_value = "f16", value_parser = parse_kv)]
@@ -41,32 +45,61 @@ fn parse_kv(s: &str) -> Result<KvType, String> {
     KvType::parse(s).ok_or_else(|| format!("unknown KV type `{s}` (expected f16, f32 or q8_0)"))
 }
 
+fn parse_count(s: &str) -> Result<usize, String> {
+    s.parse()
+        .map_err(|_| format!("`{s}` is not a whole number from 0 to {}", usize::MAX))
+}
+
+fn parse_threads(s: &str) -> Result<usize, String> {
+    tandem::machine::check_threads(parse_count(s)?)
+}
+
+fn parse_ctx(s: &str) -> Result<usize, String> {
+    match parse_count(s)? {
+        0 => Err("a context of 0 tokens holds nothing; give at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+/// A float sampling flag, checked by the same rule as the REPL's `/set`.
+fn parse_param(s: &str, param: Param) -> Result<f32, String> {
+    let v = s
+        .parse::<f32>()
+        .map_err(|_| format!("`{s}` is not a number"))?;
+    param.check(v)
+}
+
 #[derive(Args, Clone, Debug)]
 pub struct SamplingArgs {
-    /// Temperature; 0 is greedy.
-    #[arg(long = "temp", default_value_t = 0.8)]
+    /// Temperature, 0 to 100; 0 is greedy.
+    #[arg(long = "temp", default_value_t = 0.8, allow_negative_numbers = true,
+          value_parser = |s: &str| parse_param(s, Param::Temperature))]
     pub temp: f32,
     /// Top-k cut (0 disables).
-    #[arg(long = "top-k", default_value_t = 40)]
+    #[arg(long = "top-k", default_value_t = 40, allow_negative_numbers = true, value_parser = parse_count)]
     pub top_k: usize,
-    /// Top-p (nucleus) cut (1 disables).
-    #[arg(long = "top-p", default_value_t = 0.95)]
+    /// Top-p (nucleus) cut, 0 to 1 (1 disables).
+    #[arg(long = "top-p", default_value_t = 0.95, allow_negative_numbers = true,
+          value_parser = |s: &str| parse_param(s, Param::TopP))]
     pub top_p: f32,
-    /// Min-p cut relative to the most likely token (0 disables).
-    #[arg(long = "min-p", default_value_t = 0.05)]
+    /// Min-p cut relative to the most likely token, 0 to 1 (0 disables).
+    #[arg(long = "min-p", default_value_t = 0.05, allow_negative_numbers = true,
+          value_parser = |s: &str| parse_param(s, Param::MinP))]
     pub min_p: f32,
-    /// Repetition penalty (1 disables).
-    #[arg(long = "repeat-penalty", default_value_t = 1.0)]
+    /// Repetition penalty, above 0 and at most 100 (1 disables).
+    #[arg(long = "repeat-penalty", default_value_t = 1.0, allow_negative_numbers = true,
+          value_parser = |s: &str| parse_param(s, Param::RepeatPenalty))]
     pub repeat_penalty: f32,
     /// How many recent tokens the repetition penalty considers.
-    #[arg(long = "repeat-last-n", default_value_t = 64)]
+    #[arg(long = "repeat-last-n", default_value_t = 64, allow_negative_numbers = true, value_parser = parse_count)]
     pub repeat_last_n: usize,
-    /// Random seed.
-    #[arg(long = "seed", default_value_t = 0x5EED)]
-    pub seed: u64,
+    /// Random seed (default: a random one, printed so that the run can be repeated).
+    #[arg(long = "seed", allow_negative_numbers = true)]
+    pub seed: Option<u64>,
 }
 
 impl SamplingArgs {
+    /// The sampler settings, with `--seed` or else a fresh random seed.
     pub fn config(&self) -> SamplerConfig {
         SamplerConfig {
             temperature: self.temp,
@@ -75,16 +108,22 @@ impl SamplingArgs {
             min_p: self.min_p,
             repeat_penalty: self.repeat_penalty,
             repeat_last_n: self.repeat_last_n,
-            seed: self.seed,
+            seed: self.seed.unwrap_or_else(random_seed),
         }
     }
 }
 
+/// A seed that differs from run to run: std's hash keys are drawn from the OS's random source.
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish()
+}
+
 /// Sets up the global thread pool once.
 pub fn init_threads(threads: Option<usize>) -> Result<usize> {
-    let n = threads
-        .unwrap_or_else(tandem::machine::physical_cores)
-        .max(1);
+    let n = threads.unwrap_or_else(tandem::machine::physical_cores);
     rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global()
@@ -106,10 +145,24 @@ pub struct Loaded {
     pub tokenizer: Tokenizer,
 }
 
+/// Opens a GGUF file, with errors that name the path once and say when it is a directory.
+pub fn open_gguf(path: &Path) -> Result<GgufFile> {
+    if path.is_dir() {
+        bail!(
+            "cannot read {}: it is a directory, not a GGUF file",
+            path.display()
+        );
+    }
+    GgufFile::open(path).map_err(|e| match e {
+        // Its message already starts with the path.
+        GgufError::Io { .. } => anyhow!("cannot read {e}"),
+        e => anyhow!(e).context(format!("cannot read {}", path.display())),
+    })
+}
+
 impl Loaded {
     pub fn open(path: &Path) -> Result<Loaded> {
-        let file =
-            GgufFile::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file = open_gguf(path)?;
         let config =
             ModelConfig::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
         let tokenizer =
@@ -129,9 +182,22 @@ impl Loaded {
         Ok(Model::new(self.config.clone(), weights).with_activations(args.activations))
     }
 
-    /// The context size to use: `--ctx`, else the trained context capped at 4096.
-    pub fn n_ctx(&self, args: &ModelArgs) -> usize {
-        args.ctx.unwrap_or(self.config.n_ctx_train.min(4096)).max(1)
+    /// The context size to use: `--ctx`, else `default`; with a warning when it is longer than
+    /// the model was trained on.
+    pub fn n_ctx(&self, args: &ModelArgs, default: usize) -> usize {
+        let n_ctx = args.ctx.unwrap_or(default);
+        let trained = self.config.n_ctx_train;
+        if n_ctx > trained {
+            eprintln!(
+                "warning: --ctx {n_ctx} is longer than the {trained} tokens this model was trained on; text past {trained} tokens will likely degrade"
+            );
+        }
+        n_ctx
+    }
+
+    /// The trained context capped at 4096: the default for `run`, `chat` and `bench`.
+    pub fn default_ctx(&self) -> usize {
+        self.config.n_ctx_train.clamp(1, 4096)
     }
 }
 
@@ -159,16 +225,80 @@ fn prefault(bytes: &[u8], quiet: bool) {
     bar.finish_and_clear();
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, so no half-written file is
-/// ever left behind.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
+/// Feeds `ids` in the session's prefill batches, with a progress bar once it takes more than a
+/// second (hidden when `quiet`). The batches are those one `prefill` call makes, so the result
+/// is the same.
+pub fn prefill(
+    session: &mut Session,
+    ids: &[u32],
+    want: Logits,
+    mut routing: Option<&mut Routing>,
+    quiet: bool,
+) -> Result<Vec<f32>> {
+    let mut bar = DelayedBar::new("prefill", ids.len() as u64, quiet);
+    let mut out = Vec::new();
+    for chunk in ids.chunks(PREFILL_BATCH) {
+        let logits = session.prefill(chunk, want, routing.as_deref_mut())?;
+        match want {
+            Logits::All => out.extend_from_slice(&logits),
+            Logits::Last => out = logits,
+        }
+        bar.inc(chunk.len() as u64, None);
+    }
+    Ok(out)
+}
+
+/// Reads a text file, naming the byte where it stops being UTF-8.
+pub fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "{}: not UTF-8 at byte {}",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Fails now, before any work, if `path` cannot be written (a missing directory, no permission):
+/// creates and removes the temporary file [`write_atomic`] will write.
+pub fn check_writable(path: &Path, flag: &str) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::File::create(&tmp)
+        .with_context(|| format!("{flag} {}: cannot write {}", path.display(), tmp.display()))?;
+    std::fs::remove_file(&tmp).with_context(|| format!("removing {}", tmp.display()))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    path.with_extension(format!(
         "{}tmp",
         path.extension()
             .map(|e| format!("{}.", e.to_string_lossy()))
             .unwrap_or_default()
-    ));
+    ))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, so no half-written file is
+/// ever left behind.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
     std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path)
         .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+}
+
+/// The error and its causes, `: `-separated, leaving out a cause whose text the message already
+/// holds (errors whose own message repeats their source would otherwise print it twice).
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            if !out.is_empty() {
+                out.push_str(": ");
+            }
+            out.push_str(&text);
+        }
+    }
+    out
 }

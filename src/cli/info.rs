@@ -5,7 +5,7 @@ use anyhow::Context;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tandem::gguf::{Array, GgufFile, GgufString, Value};
 use tandem::quant::GgmlType;
 
@@ -16,8 +16,23 @@ const STRING_HEAD: usize = 64;
 /// Characters of a string inside an array shown before it is shortened.
 const ELEMENT_STRING_HEAD: usize = 24;
 
-pub fn run(file: &Path) -> anyhow::Result<()> {
-    let gguf = GgufFile::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+#[derive(clap::Args, Debug)]
+pub struct InfoArgs {
+    /// The GGUF file.
+    #[arg(required_unless_present = "model", conflicts_with = "model")]
+    file: Option<PathBuf>,
+    /// The GGUF file, as the other commands take it.
+    #[arg(short = 'm', long = "model")]
+    model: Option<PathBuf>,
+}
+
+pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
+    let file = args
+        .file
+        .as_deref()
+        .or(args.model.as_deref())
+        .context("give the GGUF file")?;
+    let gguf = super::common::open_gguf(file)?;
     let text = render(file, &gguf);
     std::io::stdout()
         .lock()

@@ -15,6 +15,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use tandem::model::Logits;
+use tandem::progress::DelayedBar;
 use tandem::session::Session;
 
 const MAGIC: &[u8; 4] = b"TKLB";
@@ -31,7 +32,7 @@ pub struct PerplexityArgs {
     #[arg(long = "tokens-json", conflicts_with = "file")]
     pub tokens_json: Option<PathBuf>,
     /// Use at most this many chunks.
-    #[arg(long = "chunks")]
+    #[arg(long = "chunks", allow_negative_numbers = true)]
     pub chunks: Option<usize>,
     /// Save this run's log-probabilities as the base for later `--kl-base` runs.
     #[arg(long = "save-kl-base", conflicts_with = "kl_base")]
@@ -76,7 +77,7 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
     let (n_ctx, tokens) = match &base {
         Some((h, _)) => (h.n_ctx, h.tokens.clone()),
         None => {
-            let n_ctx = args.model.ctx.unwrap_or(512);
+            let n_ctx = loaded.n_ctx(&args.model, 512);
             (n_ctx, input_tokens(&args, &loaded)?)
         }
     };
@@ -116,7 +117,7 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
     let mut nll = Vec::new(); // per scored position, this model
     let mut stats = KlStats::default();
     let mut base_row = vec![0f32; n_vocab];
-    let bar = indicatif::ProgressBar::new(n_chunk as u64);
+    let mut bar = DelayedBar::new("perplexity: chunk", n_chunk as u64, args.json);
     for c in 0..n_chunk {
         let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
         chunk[0] = bos;
@@ -138,9 +139,10 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
                 stats.add(&lp, &base_row, next);
             }
         }
-        bar.inc(1);
+        let running = (nll.iter().sum::<f64>() / nll.len() as f64).exp();
+        bar.inc(1, Some(format!("ppl {running:.4}")));
     }
-    bar.finish_and_clear();
+    drop(bar);
     if let Some((mut w, tmp, path)) = save {
         w.flush()?;
         w.get_ref().sync_all()?;

@@ -1,10 +1,13 @@
 //! `tandem run`: generate text from a prompt.
 
-use super::common::{init_threads, on_pool, write_atomic, Loaded, ModelArgs, SamplingArgs};
-use anyhow::{bail, Context, Result};
+use super::common::{
+    check_writable, init_threads, on_pool, prefill, read_utf8, write_atomic, Loaded, ModelArgs,
+    SamplingArgs,
+};
+use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use tandem::model::forward::Routing;
 use tandem::model::Logits;
@@ -25,7 +28,12 @@ pub struct RunArgs {
     #[arg(long = "tokens", value_delimiter = ',')]
     pub tokens: Option<Vec<u32>>,
     /// Tokens to generate.
-    #[arg(short = 'n', long = "n-predict", default_value_t = 128)]
+    #[arg(
+        short = 'n',
+        long = "n-predict",
+        default_value_t = 128,
+        allow_negative_numbers = true
+    )]
     pub n_predict: usize,
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -41,7 +49,11 @@ pub struct RunArgs {
     /// Write the experts chosen for every prompt position (MoE models) here, as JSON.
     #[arg(long = "routing-out")]
     pub routing_out: Option<PathBuf>,
-    /// Print one JSON object (ids, text, timings) instead of streaming text.
+    /// Print the prompt before the generated text (it is printed, dimmed, whenever stdout is a
+    /// terminal).
+    #[arg(long = "echo")]
+    pub echo: bool,
+    /// Print one JSON object (ids, text, seed, timings) instead of streaming text.
     #[arg(long = "json")]
     pub json: bool,
 }
@@ -52,22 +64,25 @@ pub fn run(args: RunArgs) -> Result<()> {
 }
 
 fn generate(args: RunArgs, threads: usize) -> Result<()> {
+    // Output paths are checked before the work whose results they would hold.
+    if let Some(path) = &args.logits_out {
+        check_writable(path, "--logits-out")?;
+    }
+    if let Some(path) = &args.routing_out {
+        check_writable(path, "--routing-out")?;
+    }
     let loaded = Loaded::open(&args.model.model)?;
     let tok = &loaded.tokenizer;
     let mut prompt = match (&args.prompt, &args.prompt_file, &args.tokens) {
         (_, _, Some(ids)) => ids.clone(),
-        (_, Some(f), _) => {
-            let text =
-                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
-            tok.encode(&text, true)?
-        }
+        (_, Some(f), _) => tok.encode(&read_utf8(f)?, true)?,
         (Some(p), _, _) => tok.encode(p, true)?,
         (None, None, None) => bail!("give a prompt with -p, --prompt-file or --tokens"),
     };
     if prompt.is_empty() {
         bail!("the prompt is empty (and this model adds no BOS token)");
     }
-    let n_ctx = loaded.n_ctx(&args.model);
+    let n_ctx = loaded.n_ctx(&args.model, loaded.default_ctx());
     if prompt.len() > n_ctx {
         if !args.truncate {
             bail!(
@@ -75,12 +90,19 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
                 prompt.len()
             );
         }
-        prompt.drain(..prompt.len() - n_ctx);
+        let keep = truncated_len(n_ctx, args.n_predict);
+        eprintln!(
+            "note: the prompt has {} tokens; keeping its last {keep}, leaving room for -n {}",
+            prompt.len(),
+            args.n_predict
+        );
+        prompt.drain(..prompt.len() - keep);
     }
     let model = loaded.model(&args.model, args.json)?;
+    let sampling = args.sampling.config();
     if !args.json {
         eprintln!(
-            "{}: {} layers, {}{} | ctx {n_ctx}, kv {}, {threads} threads, {}",
+            "{}: {} layers, {}{} | ctx {n_ctx}, kv {}, {threads} threads, {} | seed {}",
             loaded.config.name,
             loaded.config.n_layer,
             if loaded.config.is_moe() {
@@ -94,6 +116,7 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
             format_args!("d_model {}", loaded.config.d_model),
             args.model.kv_type.name(),
             tandem::quant::simd::detected().name(),
+            sampling.seed,
         );
     }
     let mut session =
@@ -104,10 +127,12 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
         Logits::Last
     };
     let mut routing = Routing::new();
-    let logits = session.prefill(
+    let logits = prefill(
+        &mut session,
         &prompt,
         want,
         args.routing_out.is_some().then_some(&mut routing),
+        args.json,
     )?;
     let n_vocab = loaded.config.n_vocab;
     if let Some(path) = &args.logits_out {
@@ -118,29 +143,43 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
     }
     let last = logits[logits.len() - n_vocab..].to_vec();
 
+    let stdout = std::io::stdout();
+    let echo = !args.json && (args.echo || stdout.is_terminal());
+    if echo {
+        let text = tok.decode(&prompt)?;
+        let mut out = stdout.lock();
+        let _ = if stdout.is_terminal() {
+            write!(out, "\x1b[2m{text}\x1b[0m")
+        } else {
+            write!(out, "{text}")
+        };
+    }
     let eos: Vec<u32> = if args.ignore_eos {
         vec![]
     } else {
         tok.eos.into_iter().collect()
     };
-    let mut sampler = Sampler::new(args.sampling.config());
+    let mut sampler = Sampler::new(sampling.clone());
     let mut generated = Vec::new();
+    // The text is decoded in the context of the prompt (a first token's leading space is kept),
+    // the same for the stream and for `--json`, so that prompt + text reads as the model wrote.
+    let mut text = String::new();
     let mut stream = tok.stream(&prompt);
-    let stdout = std::io::stdout();
     let mut failed = None;
     let stop = session.generate(last, &mut sampler, args.n_predict, &eos, |id| {
         generated.push(id);
-        if !args.json {
-            match stream.step(id) {
-                Ok(Some(text)) => {
+        match stream.step(id) {
+            Ok(Some(piece)) => {
+                if !args.json {
                     let mut out = stdout.lock();
-                    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+                    let _ = out.write_all(piece.as_bytes()).and_then(|_| out.flush());
                 }
-                Ok(None) => {}
-                Err(e) => {
-                    failed = Some(e);
-                    return false;
-                }
+                text.push_str(&piece);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                failed = Some(e);
+                return false;
             }
         }
         true
@@ -153,8 +192,9 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
         let obj = json!({
             "prompt_ids": prompt,
             "generated_ids": generated,
-            "text": tok.decode(&generated)?,
+            "text": text,
             "stop": format!("{stop:?}").to_lowercase(),
+            "seed": sampling.seed,
             "timings": {
                 "prompt_tokens": t.prompt_tokens, "prompt_ms": t.prompt_time.as_secs_f64() * 1e3,
                 "prompt_tps": t.prompt_tps(), "gen_tokens": t.gen_tokens,
@@ -178,6 +218,12 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Prompt tokens `--truncate` keeps: as many as leave room for `n_predict` generated tokens, and
+/// at least one.
+fn truncated_len(n_ctx: usize, n_predict: usize) -> usize {
+    n_ctx.saturating_sub(n_predict).max(1)
+}
+
 /// The fixtures' routing format: per layer `{layer, experts: [[e1, e2], …], weights: [[w1, w2], …]}`,
 /// largest weight first.
 fn routing_json(routing: &Routing) -> serde_json::Value {
@@ -192,4 +238,17 @@ fn routing_json(routing: &Routing) -> serde_json::Value {
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncated_len;
+
+    #[test]
+    fn truncation_leaves_room_for_the_generation() {
+        assert_eq!(truncated_len(64, 10), 54);
+        assert_eq!(truncated_len(64, 0), 64);
+        assert_eq!(truncated_len(64, 64), 1);
+        assert_eq!(truncated_len(64, 1000), 1);
+    }
 }

@@ -3,7 +3,6 @@
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use tandem::gguf::GgufFile;
 use tandem::tokenizer::Tokenizer;
 
 #[derive(Args, Debug)]
@@ -26,21 +25,11 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(args: TokenizeArgs) -> Result<()> {
-    let file = GgufFile::open(&args.model)
-        .with_context(|| format!("cannot read {}", args.model.display()))?;
+    let file = super::common::open_gguf(&args.model)?;
     let tok = Tokenizer::from_gguf(&file).with_context(|| args.model.display().to_string())?;
     let text = match (&args.text, &args.file) {
         (Some(t), _) => t.clone(),
-        (None, Some(f)) => {
-            let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            String::from_utf8(bytes).map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: not UTF-8 at byte {}",
-                    f.display(),
-                    e.utf8_error().valid_up_to()
-                )
-            })?
-        }
+        (None, Some(f)) => super::common::read_utf8(f)?,
         (None, None) => bail!("give the text, or --file F"),
     };
     let ids = tok.encode(&text, !args.no_bos)?;

@@ -17,7 +17,6 @@ pub const GENERAL_TYPE: &str = "general.type";
 pub const GENERAL_BASENAME: &str = "general.basename";
 pub const GENERAL_FINETUNE: &str = "general.finetune";
 pub const GENERAL_SIZE_LABEL: &str = "general.size_label";
-pub const GENERAL_LICENSE: &str = "general.license";
 pub const GENERAL_FILE_TYPE: &str = "general.file_type";
 
 // {arch}.* suffixes.
@@ -25,7 +24,6 @@ pub const CONTEXT_LENGTH_SUFFIX: &str = "context_length";
 pub const EMBEDDING_LENGTH_SUFFIX: &str = "embedding_length";
 pub const BLOCK_COUNT_SUFFIX: &str = "block_count";
 pub const FEED_FORWARD_LENGTH_SUFFIX: &str = "feed_forward_length";
-pub const EXPERT_FEED_FORWARD_LENGTH_SUFFIX: &str = "expert_feed_forward_length";
 pub const VOCAB_SIZE_SUFFIX: &str = "vocab_size";
 pub const EXPERT_COUNT_SUFFIX: &str = "expert_count";
 pub const EXPERT_USED_COUNT_SUFFIX: &str = "expert_used_count";
@@ -38,14 +36,12 @@ pub const SLIDING_WINDOW_SUFFIX: &str = "attention.sliding_window";
 pub const ROPE_DIMENSION_COUNT_SUFFIX: &str = "rope.dimension_count";
 pub const ROPE_FREQ_BASE_SUFFIX: &str = "rope.freq_base";
 pub const ROPE_SCALING_TYPE_SUFFIX: &str = "rope.scaling.type";
-pub const ROPE_SCALING_FACTOR_SUFFIX: &str = "rope.scaling.factor";
 
 // llama.* (Llama, Mistral and Mixtral all use the `llama` architecture).
 pub const LLAMA_CONTEXT_LENGTH: &str = "llama.context_length";
 pub const LLAMA_EMBEDDING_LENGTH: &str = "llama.embedding_length";
 pub const LLAMA_BLOCK_COUNT: &str = "llama.block_count";
 pub const LLAMA_FEED_FORWARD_LENGTH: &str = "llama.feed_forward_length";
-pub const LLAMA_EXPERT_FEED_FORWARD_LENGTH: &str = "llama.expert_feed_forward_length";
 pub const LLAMA_VOCAB_SIZE: &str = "llama.vocab_size";
 pub const LLAMA_EXPERT_COUNT: &str = "llama.expert_count";
 pub const LLAMA_EXPERT_USED_COUNT: &str = "llama.expert_used_count";
@@ -54,7 +50,6 @@ pub const LLAMA_HEAD_COUNT_KV: &str = "llama.attention.head_count_kv";
 pub const LLAMA_KEY_LENGTH: &str = "llama.attention.key_length";
 pub const LLAMA_VALUE_LENGTH: &str = "llama.attention.value_length";
 pub const LLAMA_LAYER_NORM_RMS_EPS: &str = "llama.attention.layer_norm_rms_epsilon";
-pub const LLAMA_SLIDING_WINDOW: &str = "llama.attention.sliding_window";
 pub const LLAMA_ROPE_DIMENSION_COUNT: &str = "llama.rope.dimension_count";
 pub const LLAMA_ROPE_FREQ_BASE: &str = "llama.rope.freq_base";
 pub const LLAMA_ROPE_SCALING_TYPE: &str = "llama.rope.scaling.type";
@@ -66,7 +61,6 @@ pub const TOKENIZER_PRE: &str = "tokenizer.ggml.pre";
 pub const TOKENIZER_TOKENS: &str = "tokenizer.ggml.tokens";
 pub const TOKENIZER_SCORES: &str = "tokenizer.ggml.scores";
 pub const TOKENIZER_TOKEN_TYPE: &str = "tokenizer.ggml.token_type";
-pub const TOKENIZER_MERGES: &str = "tokenizer.ggml.merges";
 pub const TOKENIZER_BOS_ID: &str = "tokenizer.ggml.bos_token_id";
 pub const TOKENIZER_EOS_ID: &str = "tokenizer.ggml.eos_token_id";
 pub const TOKENIZER_UNK_ID: &str = "tokenizer.ggml.unknown_token_id";

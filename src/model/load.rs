@@ -4,7 +4,7 @@
 use super::config::ModelConfig;
 use super::tensors::Role;
 use super::weights::{Ffn, Layer, Mlp, Weights};
-use crate::gguf::{GgufError, GgufFile};
+use crate::gguf::{keys, GgufError, GgufFile};
 use crate::quant::GgmlType;
 use crate::tensor::matmul::dequantize_row;
 use crate::tensor::{MatrixError, QMatrix};
@@ -39,95 +39,72 @@ const ARCHITECTURES: &[&str] = &["llama"];
 impl ModelConfig {
     pub fn from_gguf(file: &GgufFile) -> Result<Self, LoadError> {
         let m = file.metadata();
-        let arch = m.string("general.architecture")?.to_string();
+        let arch = m.string(keys::GENERAL_ARCHITECTURE)?.to_string();
         if !ARCHITECTURES.contains(&arch.as_str()) {
             return Err(LoadError::Architecture(arch));
         }
-        let key = |k: &str| format!("{arch}.{k}");
+        let key = |k: &str| keys::arch_key(&arch, k);
         let usize_of = |k: &str| -> Result<usize, LoadError> { Ok(m.u64(&key(k))? as usize) };
         let opt_usize = |k: &str| -> Result<Option<usize>, LoadError> {
             Ok(m.get_opt::<u64>(&key(k))?.map(|v| v as usize))
         };
-        let d_model = usize_of("embedding_length")?;
-        let n_head = usize_of("attention.head_count")?;
+        let d_model = usize_of(keys::EMBEDDING_LENGTH_SUFFIX)?;
+        let n_head = usize_of(keys::HEAD_COUNT_SUFFIX)?;
         if n_head == 0 || d_model == 0 {
             return Err(LoadError::Config(format!(
                 "embedding_length {d_model}, head_count {n_head}"
             )));
         }
-        let n_kv_head = opt_usize("attention.head_count_kv")?.unwrap_or(n_head);
-        let head_dim = opt_usize("attention.key_length")?.unwrap_or(d_model / n_head);
-        let n_rot = opt_usize("rope.dimension_count")?.unwrap_or(head_dim);
-        let n_expert = opt_usize("expert_count")?.unwrap_or(0);
-        let n_expert_used = opt_usize("expert_used_count")?.unwrap_or(0);
-        let n_vocab = match opt_usize("vocab_size")? {
+        let n_kv_head = opt_usize(keys::HEAD_COUNT_KV_SUFFIX)?.unwrap_or(n_head);
+        let head_dim = opt_usize(keys::KEY_LENGTH_SUFFIX)?.unwrap_or(d_model / n_head);
+        // tandem's attention reads values of the same size as keys.
+        if let Some(v) = opt_usize(keys::VALUE_LENGTH_SUFFIX)?.filter(|&v| v != head_dim) {
+            return Err(LoadError::Config(format!(
+                "{} = {v} differs from the key length {head_dim}; tandem needs them equal",
+                key(keys::VALUE_LENGTH_SUFFIX)
+            )));
+        }
+        // Scaled RoPE (linear, YaRN) changes every angle; tandem computes plain RoPE only.
+        let scaling = key(keys::ROPE_SCALING_TYPE_SUFFIX);
+        if let Some(t) = m.get_opt::<&str>(&scaling)?.filter(|&t| t != "none") {
+            return Err(LoadError::Config(format!(
+                "{scaling} = {t}: scaled RoPE is not supported"
+            )));
+        }
+        let n_rot = opt_usize(keys::ROPE_DIMENSION_COUNT_SUFFIX)?.unwrap_or(head_dim);
+        let n_expert = opt_usize(keys::EXPERT_COUNT_SUFFIX)?.unwrap_or(0);
+        let n_expert_used = opt_usize(keys::EXPERT_USED_COUNT_SUFFIX)?.unwrap_or(0);
+        let n_vocab = match opt_usize(keys::VOCAB_SIZE_SUFFIX)? {
             Some(v) => v,
-            None => match file.tensor("token_embd.weight") {
+            None => match file.tensor(&Role::TokenEmbedding.name(0)) {
                 Some(t) if t.ne().len() == 2 => t.ne()[1] as usize,
-                _ => return Err(LoadError::Missing("token_embd.weight".into())),
+                _ => return Err(LoadError::Missing(Role::TokenEmbedding.name(0))),
             },
         };
         let c = ModelConfig {
             name: m
-                .get_opt::<&str>("general.name")?
+                .get_opt::<&str>(keys::GENERAL_NAME)?
                 .unwrap_or("unnamed")
                 .to_string(),
-            n_layer: usize_of("block_count")?,
+            n_layer: usize_of(keys::BLOCK_COUNT_SUFFIX)?,
             d_model,
             n_head,
             n_kv_head,
             head_dim,
             n_rot,
-            n_ff: usize_of("feed_forward_length")?,
+            n_ff: usize_of(keys::FEED_FORWARD_LENGTH_SUFFIX)?,
             n_vocab,
-            n_ctx_train: usize_of("context_length")?,
+            n_ctx_train: usize_of(keys::CONTEXT_LENGTH_SUFFIX)?,
             rope_theta: m
-                .get_opt::<f32>(&key("rope.freq_base"))?
+                .get_opt::<f32>(&key(keys::ROPE_FREQ_BASE_SUFFIX))?
                 .unwrap_or(10_000.0),
-            norm_eps: m.f32(&key("attention.layer_norm_rms_epsilon"))?,
+            norm_eps: m.f32(&key(keys::LAYER_NORM_RMS_EPS_SUFFIX))?,
             n_expert,
             n_expert_used,
-            sliding_window: opt_usize("attention.sliding_window")?.filter(|&w| w > 0),
+            sliding_window: opt_usize(keys::SLIDING_WINDOW_SUFFIX)?.filter(|&w| w > 0),
         };
-        c.validate()?;
+        c.validate(&arch).map_err(LoadError::Config)?;
         Ok(c)
-    }
-
-    fn validate(&self) -> Result<(), LoadError> {
-        let bad = |s: String| Err(LoadError::Config(s));
-        if self.n_kv_head == 0 || !self.n_head.is_multiple_of(self.n_kv_head) {
-            return bad(format!(
-                "head_count {} is not a multiple of head_count_kv {}",
-                self.n_head, self.n_kv_head
-            ));
-        }
-        if self.n_rot > self.head_dim || !self.n_rot.is_multiple_of(2) {
-            return bad(format!(
-                "rope.dimension_count {} with head size {}",
-                self.n_rot, self.head_dim
-            ));
-        }
-        if self.n_expert > 0 && (self.n_expert_used == 0 || self.n_expert_used > self.n_expert) {
-            return bad(format!(
-                "expert_used_count {} with expert_count {}",
-                self.n_expert_used, self.n_expert
-            ));
-        }
-        // Caps far above any real model: they stop absurd values from sizing allocations.
-        if self.n_layer == 0
-            || self.n_layer > 1024
-            || self.n_vocab == 0
-            || self.n_vocab > 1 << 24
-            || self.d_model > 1 << 20
-            || self.n_ff > 1 << 22
-            || self.n_expert > 1024
-        {
-            return bad(format!(
-                "block_count {}, vocab {}, embedding_length {}, feed_forward_length {}, experts {}",
-                self.n_layer, self.n_vocab, self.d_model, self.n_ff, self.n_expert
-            ));
-        }
-        Ok(())
     }
 
     /// Whether the feed-forward layers are mixtures of experts.

@@ -42,6 +42,14 @@ impl KvType {
     }
 }
 
+/// `n` zeroed values from the allocator's zeroed pages (untouched pages cost no memory until
+/// written), or `None` if the allocation fails instead of aborting the process.
+fn zeroed<T: bytemuck::Zeroable>(n: usize) -> Option<Vec<T>> {
+    bytemuck::allocation::try_zeroed_slice_box(n)
+        .ok()
+        .map(|b| b.into_vec())
+}
+
 /// A query head prepared for dotting with cached keys of a given type.
 pub enum QueryHead<'a> {
     F32(&'a [f32]),
@@ -74,15 +82,18 @@ impl KvKernels {
 }
 
 impl KvRows {
-    /// Zeroed storage for `n_ctx` rows of `row_len` values. `row_len` must be whole Q8_0 blocks for
-    /// [`KvType::Q8_0`] (heads are quantized separately, so `head_dim % 32 == 0` is checked by the
-    /// caller).
-    pub fn new(ty: KvType, n_ctx: usize, row_len: usize) -> Self {
-        match ty {
-            KvType::F32 => KvRows::F32(vec![0.0; n_ctx * row_len]),
-            KvType::F16 => KvRows::F16(vec![f16::ZERO; n_ctx * row_len]),
-            KvType::Q8_0 => KvRows::Q8_0(vec![bytemuck::Zeroable::zeroed(); n_ctx * row_len / 32]),
-        }
+    /// Zeroed storage for `n_ctx` rows of `row_len` values, or `None` when the count overflows or
+    /// the allocation fails (the caller has checked the size against the memory available; this
+    /// catches what that check cannot see, such as a `ulimit`). `row_len` must be whole Q8_0
+    /// blocks for [`KvType::Q8_0`] (heads are quantized separately, so `head_dim % 32 == 0` is
+    /// checked by the caller).
+    pub fn new(ty: KvType, n_ctx: usize, row_len: usize) -> Option<Self> {
+        let n = n_ctx.checked_mul(row_len)?;
+        Some(match ty {
+            KvType::F32 => KvRows::F32(zeroed(n)?),
+            KvType::F16 => KvRows::F16(zeroed(n)?),
+            KvType::Q8_0 => KvRows::Q8_0(zeroed(n / 32)?),
+        })
     }
 
     /// Stores `row` (`[row_len]`) at position `pos`.

@@ -12,3 +12,4 @@ pub mod sample;
 pub mod session;
 pub mod tensor;
 pub mod tokenizer;
+pub mod usage;

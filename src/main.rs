@@ -34,7 +34,7 @@ enum Command {
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        Err(e) => usage_error(e),
+        Err(e) => tandem::usage::exit_on_parse_error(e),
     };
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
@@ -48,21 +48,4 @@ fn main() {
         eprintln!("error: {}", cli::common::error_chain(&e));
         std::process::exit(1);
     }
-}
-
-/// `--help`, `--version` and a bare `tandem` print as clap writes them; a usage error prints its first line
-/// (`error: …`, one line like every other error) and exits with 2, failures with 1.
-fn usage_error(e: clap::Error) -> ! {
-    use clap::error::ErrorKind;
-    if matches!(
-        e.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        e.exit();
-    }
-    let text = e.render().to_string();
-    eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-    std::process::exit(2);
 }

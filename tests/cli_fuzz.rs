@@ -7,6 +7,8 @@
 //! The seed is printed; `CI=true` fixes it and `TANDEM_PROPTEST_SEED=N` repeats a run.
 //! `PROPTEST_CASES` overrides the number of cases.
 
+mod common;
+
 use proptest::prelude::*;
 use proptest::test_runner::{RngAlgorithm, TestCaseError, TestRng};
 use std::path::PathBuf;
@@ -155,21 +157,6 @@ fn check(values: &[Option<String>], n: &str) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The run's seed: `TANDEM_PROPTEST_SEED`, else a fixed one under CI (`CI=true`) so that a
-/// failure there reproduces, else a fresh one per run so that local runs explore.
-fn proptest_seed() -> u64 {
-    if let Ok(v) = std::env::var("TANDEM_PROPTEST_SEED") {
-        return v
-            .parse()
-            .unwrap_or_else(|_| panic!("TANDEM_PROPTEST_SEED={v:?} is not a u64"));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        return 0x16_f1a9;
-    }
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
 #[test]
 fn random_flag_values_run_or_give_one_error_line() {
     let cases = std::env::var("PROPTEST_CASES")
@@ -184,7 +171,7 @@ fn random_flag_values_run_or_give_one_error_line() {
         failure_persistence: None,
         ..ProptestConfig::default()
     };
-    let seed = proptest_seed();
+    let seed = common::proptest_seed(0x16_f1a9);
     println!("cli_fuzz: seed {seed} (TANDEM_PROPTEST_SEED={seed} repeats this run)");
     let mut bytes = [0u8; 32];
     for chunk in bytes.chunks_exact_mut(8) {

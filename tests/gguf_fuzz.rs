@@ -372,21 +372,6 @@ fn generated_file(spec: &FileSpec, seed: u64) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// The run's seed: `TANDEM_PROPTEST_SEED`, else a fixed one under CI (`CI=true`) so that a
-/// failure there reproduces, else a fresh one per run so that local runs explore.
-fn proptest_seed() -> u64 {
-    if let Ok(v) = std::env::var("TANDEM_PROPTEST_SEED") {
-        return v
-            .parse()
-            .unwrap_or_else(|_| panic!("TANDEM_PROPTEST_SEED={v:?} is not a u64"));
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-        return 0x7a45_c04e;
-    }
-    use std::hash::BuildHasher;
-    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
-}
-
 #[test]
 fn generated_files() {
     let cases = std::env::var("PROPTEST_CASES")
@@ -398,7 +383,7 @@ fn generated_files() {
         source_file: Some(file!()),
         ..ProptestConfig::default()
     };
-    let seed = proptest_seed();
+    let seed = common::proptest_seed(0x7a45_c04e);
     println!(
         "gguf_fuzz generated_files: seed {seed} (TANDEM_PROPTEST_SEED={seed} repeats this run)"
     );

@@ -6,7 +6,6 @@ mod common;
 use common::model::*;
 use tandem::quant::GgmlType;
 use tandem::tensor::kv::KvType;
-use tandem::tensor::matmul::Activations;
 
 /// The bf16 checkpoint converted to f32 and f16 GGUF in the test: every bf16 value is exact in
 /// f32, and all but 4,668 tiny subnormals are exact in f16, so the weights are transformers' own
@@ -92,35 +91,13 @@ fn llamacpp_quantized_files_match_their_numpy_references() {
         let file = open(&mini.join(format!("mixtral-mini-{q}.gguf")));
         let reference = read_json(&mini.join(format!("reference/{q}.numpy.json")));
         let want = read_logits(&mini.join(format!("reference/{q}.numpy.logits.f32.bin")));
-        let tokens = ids(&reference["logits_tokens"]);
-        let (got, routing) = logits(&file, &tokens, KvType::F16);
-        let (err, abs) = (rel_l2(&got, &want), max_abs(&got, &want));
-        eprintln!("mini {q}: rel L2 {err:.3e}, max abs {abs:.3e}");
-        assert!(err < 2e-2, "{q}: rel L2 {err:.3e}");
-        let (got16, _) = logits_with(&file, &tokens, KvType::F32, Activations::Q16);
-        let (err16, q16_err) = (rel_l2(&got16, &want), max_abs(&got16, &want));
-        eprintln!("  q16: rel L2 {err16:.3e}, max abs {q16_err:.3e}");
-        // The second 8-bit pass leaves ~2^-15 of each activation's range unrounded: measured
-        // 3.0e-5 (stories) to 4.8e-5 (mini) relative L2, bounded at 2e-4.
-        assert!(err16 < 2e-4, "{q}: q16 rel L2 {err16:.3e}");
-        // Activation quantization moves router logits here too: compare the choices whose
-        // reference 2nd/3rd gap exceeds twice the measured noise of a router-logit difference.
-        let noise = router_noise(&routing, &reference["routing"]);
-        let (checked, skipped) = check_routing(&routing, &reference["routing"], 2.0 * noise);
-        eprintln!(
-            "  routing: {checked} (token, layer) pairs equal, {skipped} within 2 × noise \
-             {noise:.2e} skipped"
-        );
-        assert!(
-            checked >= min_routing,
-            "{q}: only {checked} routing choices compared"
-        );
-        let steps = check_greedy_steps(&file, &reference, KvType::F32, q16_err);
-        eprintln!("  greedy: {steps:?}");
-        assert!(
-            steps.compared >= min_steps,
-            "{q}: only {} greedy steps compared",
-            steps.compared
+        check_quantized_file(
+            &format!("mini {q}"),
+            &file,
+            &reference,
+            &want,
+            min_routing,
+            min_steps,
         );
     }
 }

@@ -5,7 +5,6 @@ mod common;
 
 use common::model::*;
 use tandem::tensor::kv::KvType;
-use tandem::tensor::matmul::Activations;
 
 #[test]
 fn dense_greedy_from_bos_equals_llama2c() {
@@ -117,36 +116,6 @@ fn moe8x_quantized_files_match_their_numpy_references() {
     ] {
         let file = open(&fx.join("stories-moe").join(file_name));
         let (reference, want) = moe8x_reference(&fx, name);
-        let tokens = ids(&reference["logits_tokens"]);
-        let (got, routing) = logits(&file, &tokens, KvType::F16);
-        let (err, abs) = (rel_l2(&got, &want), max_abs(&got, &want));
-        eprintln!("{name}: rel L2 {err:.3e}, max abs {abs:.3e}");
-        assert!(err < 2e-2, "{name}: rel L2 {err:.3e}");
-        // q16 (f32 KV) against the same reference: the error budget of `check_greedy_steps`.
-        let (got16, _) = logits_with(&file, &tokens, KvType::F32, Activations::Q16);
-        let (err16, q16_err) = (rel_l2(&got16, &want), max_abs(&got16, &want));
-        eprintln!("  q16: rel L2 {err16:.3e}, max abs {q16_err:.3e}");
-        // The second 8-bit pass leaves ~2^-15 of each activation's range unrounded: measured
-        // 3.0e-5 (stories) to 4.8e-5 (mini) relative L2, bounded at 2e-4.
-        assert!(err16 < 2e-4, "{name}: q16 rel L2 {err16:.3e}");
-        // Routing: a choice can flip only where the reference's 2nd/3rd gap is within the
-        // measured noise of a router-logit difference; compare every other one.
-        let noise = router_noise(&routing, &reference["routing"]);
-        let (checked, skipped) = check_routing(&routing, &reference["routing"], 2.0 * noise);
-        eprintln!(
-            "  routing: {checked} (token, layer) pairs equal, {skipped} within 2 × noise \
-             {noise:.2e} skipped"
-        );
-        assert!(
-            checked >= min_routing,
-            "{name}: only {checked} routing choices compared"
-        );
-        let steps = check_greedy_steps(&file, &reference, KvType::F32, q16_err);
-        eprintln!("  greedy: {steps:?}");
-        assert!(
-            steps.compared >= min_steps,
-            "{name}: only {} greedy steps compared",
-            steps.compared
-        );
+        check_quantized_file(name, &file, &reference, &want, min_routing, min_steps);
     }
 }

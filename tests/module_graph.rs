@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const MODULES: [&str; 11] = [
+const MODULES: [&str; 13] = [
     "gguf",
     "quant",
     "tensor",
@@ -17,6 +17,8 @@ const MODULES: [&str; 11] = [
     "chat",
     "cli",
     "backend",
+    "progress",
+    "usage",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

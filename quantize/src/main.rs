@@ -9,20 +9,7 @@ use tandem_quantize::cli::{Cli, Command};
 use tandem_quantize::commands;
 
 fn main() {
-    let cli = Cli::try_parse().unwrap_or_else(|e| {
-        use clap::error::ErrorKind;
-        if matches!(
-            e.kind(),
-            ErrorKind::DisplayHelp
-                | ErrorKind::DisplayVersion
-                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-        ) {
-            e.exit();
-        }
-        let text = e.render().to_string();
-        eprintln!("{}", text.lines().next().unwrap_or("error: bad arguments"));
-        std::process::exit(2);
-    });
+    let cli = Cli::try_parse().unwrap_or_else(|e| tandem::usage::exit_on_parse_error(e));
     if let Err(e) = run(&cli) {
         eprintln!("error: {e:#}");
         std::process::exit(1);

@@ -24,6 +24,22 @@ pub fn fixtures() -> Option<PathBuf> {
     None
 }
 
+/// A property test's seed: `TANDEM_PROPTEST_SEED`, else `ci` under CI (`CI=true`) so that a
+/// failure there reproduces, else a fresh one per run so that local runs explore. The caller
+/// prints it.
+pub fn proptest_seed(ci: u64) -> u64 {
+    if let Ok(v) = std::env::var("TANDEM_PROPTEST_SEED") {
+        return v
+            .parse()
+            .unwrap_or_else(|_| panic!("TANDEM_PROPTEST_SEED={v:?} is not a u64"));
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        return ci;
+    }
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
 /// Like [`fixtures`], joined with `rel`.
 pub fn fixture(rel: &str) -> Option<PathBuf> {
     fixtures().map(|d| d.join(rel))

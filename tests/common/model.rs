@@ -244,3 +244,48 @@ pub fn check_greedy_steps(
         leading,
     }
 }
+
+/// The checks of a llama.cpp-style quantized file (8-bit activations) against the exact numpy
+/// reference of its own weights: logits within 2e-2 relative L2 (8-bit activation rounding,
+/// about 2^-8 per element, through a few layers); q16 activations within 2e-4 (the second pass
+/// leaves ~2^-15 of each activation's range: measured 3.0e-5 to 4.8e-5); expert choices where
+/// the reference's 2nd/3rd gap exceeds twice the measured router noise, at least
+/// `min_routing` of them; and at least `min_steps` greedy steps by [`check_greedy_steps`].
+pub fn check_quantized_file(
+    name: &str,
+    file: &GgufFile,
+    reference: &serde_json::Value,
+    want: &[f32],
+    min_routing: usize,
+    min_steps: usize,
+) {
+    let tokens = ids(&reference["logits_tokens"]);
+    let (got, routing) = logits(file, &tokens, KvType::F16);
+    let (err, abs) = (rel_l2(&got, want), max_abs(&got, want));
+    eprintln!("{name}: rel L2 {err:.3e}, max abs {abs:.3e}");
+    assert!(err < 2e-2, "{name}: rel L2 {err:.3e}");
+    // q16 (f32 KV) against the same reference: the error budget of `check_greedy_steps`.
+    let (got16, _) = logits_with(file, &tokens, KvType::F32, Activations::Q16);
+    let (err16, q16_err) = (rel_l2(&got16, want), max_abs(&got16, want));
+    eprintln!("  q16: rel L2 {err16:.3e}, max abs {q16_err:.3e}");
+    assert!(err16 < 2e-4, "{name}: q16 rel L2 {err16:.3e}");
+    // A choice can flip only where the reference's 2nd/3rd gap is within the measured noise of
+    // a router-logit difference; compare every other one.
+    let noise = router_noise(&routing, &reference["routing"]);
+    let (checked, skipped) = check_routing(&routing, &reference["routing"], 2.0 * noise);
+    eprintln!(
+        "  routing: {checked} (token, layer) pairs equal, {skipped} within 2 × noise \
+         {noise:.2e} skipped"
+    );
+    assert!(
+        checked >= min_routing,
+        "{name}: only {checked} routing choices compared"
+    );
+    let steps = check_greedy_steps(file, reference, KvType::F32, q16_err);
+    eprintln!("  greedy: {steps:?}");
+    assert!(
+        steps.compared >= min_steps,
+        "{name}: only {} greedy steps compared",
+        steps.compared
+    );
+}

@@ -33,7 +33,7 @@ fn bench_format<W: SimdDot>(c: &mut Criterion) {
         let Some(grouped) = simd::grouped::grouped::<W>(isa) else {
             continue;
         };
-        let prepared = vec![(grouped.prepare)(&x); 4];
+        let prepared = vec![grouped.prepared(&x); 4];
         // (weight rows, activation rows): one pair, decode's tile, prefill's tile.
         for (rows, acts) in [(1, 1), (4, 1), (2, 4)] {
             let w_rows = w.repeat(rows);

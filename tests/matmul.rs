@@ -18,7 +18,9 @@ mod common;
 
 use tandem::quant::simd::{available, Isa};
 use tandem::quant::{GgmlType, Quantize};
-use tandem::tensor::matmul::{dequantize, matmul_reference, matmul_with, Activations};
+use tandem::tensor::matmul::{
+    dequantize, matmul_in, matmul_reference, matmul_with, Activations, MatmulScratch,
+};
 use tandem::tensor::QMatrix;
 
 struct Rng(u64);
@@ -181,5 +183,38 @@ fn matmul_at_mixtral_width() {
     ] {
         check(ty, 18, 14336, 3, isa, Activations::Q8, &mut rng);
         check(ty, 18, 14336, 3, isa, Activations::Q16, &mut rng);
+    }
+}
+
+/// One `MatmulScratch` carried through products of every type, shape and activation precision,
+/// large ones before small ones (its buffers then hold stale values from bigger calls), gives
+/// each product exactly what a fresh one gives: every call overwrites what it reads.
+#[test]
+fn a_reused_scratch_gives_the_fresh_results() {
+    common::isa::tested("a_reused_scratch_gives_the_fresh_results");
+    let mut rng = Rng(13);
+    for isa in available() {
+        let mut scratch = MatmulScratch::default();
+        for ty in TYPES {
+            for (rows, cols, n) in [(11, 8448, 5), (37, 512, 9), (11, 8448, 1), (37, 512, 2)] {
+                for acts in [Activations::Q16, Activations::Q8] {
+                    let wv: Vec<f32> = (0..rows * cols).map(|_| rng.normal() * 0.02).collect();
+                    let bytes = quantize(ty, &wv);
+                    let w = QMatrix::new(ty, rows, cols, &bytes).unwrap();
+                    let x: Vec<f32> = (0..n * cols).map(|_| rng.normal()).collect();
+                    let mut fresh = vec![0.0f32; n * rows];
+                    matmul_with(&w, &x, n, &mut fresh, isa, acts).unwrap();
+                    let mut reused = vec![f32::NAN; n * rows];
+                    matmul_in(&w, &x, n, &mut reused, isa, acts, &mut scratch).unwrap();
+                    assert!(
+                        fresh
+                            .iter()
+                            .zip(&reused)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{ty} {isa:?} {acts:?} [{rows}x{cols}] n={n}"
+                    );
+                }
+            }
+        }
     }
 }

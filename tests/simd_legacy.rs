@@ -362,7 +362,7 @@ fn check_grouped<W>(
                 .collect();
             let mut acts = act_rows(&mut rng, n);
             acts.push(quantized::<BlockQ8_0>(&acts_f32(&mut rng, n * 32)));
-            let prepared: Vec<_> = acts.iter().map(|x| (kernel.prepare)(x)).collect();
+            let prepared: Vec<_> = acts.iter().map(|x| kernel.prepared(x)).collect();
             // Rows back to back, and rows apart with foreign blocks (random bytes) between them.
             let gap = raw(&mut rng, 2 * GROUP);
             for (stride, spaced) in [(n, false), (n + 2 * GROUP, true)] {
@@ -437,9 +437,9 @@ fn grouped_kernels_reject_bad_calls() {
         let Some(k) = grouped::<BlockQ4_0>(isa) else {
             continue;
         };
-        let p = (k.prepare)(&x);
+        let p = k.prepared(&x);
         let w = vec![BlockQ4_0::default(); GROUP]; // one group against two
-        let one = (k.prepare)(&x[..GROUP]);
+        let one = k.prepared(&x[..GROUP]);
         let four = vec![one.clone(); 4];
         let w4 = [w.clone(), w.clone(), w.clone(), w.clone()].concat();
         let calls: [(&str, Box<BadCall>); 7] = [
@@ -469,7 +469,7 @@ fn grouped_kernels_reject_bad_calls() {
             ),
             (
                 "partial group",
-                Box::new(|| drop((k.prepare)(&x[..GROUP + 1]))),
+                Box::new(|| drop(k.prepared(&x[..GROUP + 1]))),
             ),
         ];
         for (what, call) in calls {

@@ -7,7 +7,7 @@
 use super::forward::ForwardError;
 use super::weights::{Ffn, Mlp, Weights};
 use crate::quant::simd::Isa;
-use crate::tensor::matmul::{matmul_with, Activations};
+use crate::tensor::matmul::{matmul_in, Activations, MatmulScratch};
 use crate::tensor::ops::swiglu;
 use crate::tensor::{MatrixError, QMatrix};
 use std::sync::Mutex;
@@ -42,31 +42,47 @@ pub struct CpuKernels {
     pub acts: Activations,
 }
 
+/// Buffers the CPU products reuse from call to call: a feed-forward network's intermediates and
+/// the matmul's own.
+#[derive(Default)]
+pub struct KernelScratch {
+    /// `[2, rows, n_ff]`: gate and up products; grows when short.
+    ffn: Vec<f32>,
+    pub(super) mm: MatmulScratch,
+}
+
 impl CpuKernels {
     /// `y = x · wᵀ`: `x: [n, w.cols]`, `y: [n, w.rows]`.
-    pub fn mm(&self, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
-        matmul_with(w, x, n, y, self.isa, self.acts)
+    pub fn mm(
+        &self,
+        w: &QMatrix,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+        scratch: &mut MatmulScratch,
+    ) -> Result<(), MatrixError> {
+        matmul_in(w, x, n, y, self.isa, self.acts, scratch)
     }
 
-    /// `out = down(silu(gate · x) * (up · x))` for `n` rows; `x, out: [n, d_model]`. `tmp`
-    /// holds the intermediates and grows to `2 * n * n_ff` when shorter.
+    /// `out = down(silu(gate · x) * (up · x))` for `n` rows; `x, out: [n, d_model]`.
     pub fn mlp(
         &self,
         mlp: &Mlp,
         x: &[f32],
         n: usize,
         out: &mut [f32],
-        tmp: &mut Vec<f32>,
+        scratch: &mut KernelScratch,
     ) -> Result<(), MatrixError> {
         let n_ff = mlp.gate.rows;
-        if tmp.len() < 2 * n * n_ff {
-            tmp.resize(2 * n * n_ff, 0.0);
+        let KernelScratch { ffn, mm } = scratch;
+        if ffn.len() < 2 * n * n_ff {
+            ffn.resize(2 * n * n_ff, 0.0);
         }
-        let (g, u) = tmp[..2 * n * n_ff].split_at_mut(n * n_ff); // [n, n_ff] each
-        self.mm(&mlp.gate, x, n, g)?;
-        self.mm(&mlp.up, x, n, u)?;
+        let (g, u) = ffn[..2 * n * n_ff].split_at_mut(n * n_ff); // [n, n_ff] each
+        self.mm(&mlp.gate, x, n, g, mm)?;
+        self.mm(&mlp.up, x, n, u, mm)?;
         swiglu(g, u);
-        self.mm(&mlp.down, g, n, out)
+        self.mm(&mlp.down, g, n, out, mm)
     }
 }
 
@@ -75,8 +91,8 @@ pub struct CpuExperts<'a> {
     /// `[layer][expert]`; empty for dense layers.
     experts: Vec<Vec<Mlp<'a>>>,
     kernels: CpuKernels,
-    /// The FFN intermediates, reused from call to call (one step runs at a time).
-    tmp: Mutex<Vec<f32>>,
+    /// Reused from call to call (one step runs at a time).
+    scratch: Mutex<KernelScratch>,
 }
 
 impl<'a> CpuExperts<'a> {
@@ -92,7 +108,7 @@ impl<'a> CpuExperts<'a> {
         CpuExperts {
             experts,
             kernels,
-            tmp: Mutex::default(),
+            scratch: Mutex::default(),
         }
     }
 }
@@ -101,11 +117,12 @@ impl ExpertExecutor for CpuExperts<'_> {
     fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         let experts = &self.experts[layer];
         // A poisoned lock only means an earlier call panicked; the buffer is scratch.
-        let mut tmp = self.tmp.lock().unwrap_or_else(|p| p.into_inner());
+        let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
         for w in work {
             let mlp = &experts[w.expert];
             let rows = w.rows(mlp.gate.cols);
-            self.kernels.mlp(mlp, w.input, rows, w.output, &mut tmp)?;
+            self.kernels
+                .mlp(mlp, w.input, rows, w.output, &mut scratch)?;
         }
         Ok(())
     }

@@ -14,7 +14,7 @@ use super::weights::{Ffn, Weights};
 use crate::quant::simd;
 use crate::tensor::attention::{attention, AttnShape};
 use crate::tensor::kv::KvKernels;
-use crate::tensor::matmul::{dequantize_row, Activations};
+use crate::tensor::matmul::{dequantize_row, Activations, MatmulScratch};
 use crate::tensor::ops::{add_scaled, rms_norm, rope, rope_cos_sin};
 use crate::tensor::MatrixError;
 use crate::tensor::QMatrix;
@@ -113,8 +113,15 @@ impl<'a> Model<'a> {
         self.kernels
     }
 
-    fn mm(&self, w: &QMatrix, x: &[f32], n: usize, y: &mut [f32]) -> Result<(), MatrixError> {
-        self.kernels.mm(w, x, n, y)
+    fn mm(
+        &self,
+        w: &QMatrix,
+        x: &[f32],
+        n: usize,
+        y: &mut [f32],
+        scratch: &mut MatmulScratch,
+    ) -> Result<(), MatrixError> {
+        self.kernels.mm(w, x, n, y, scratch)
     }
 
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
@@ -187,7 +194,7 @@ impl<'a> Model<'a> {
             router,
             gathered,
             expert_out,
-            ffn,
+            kernels: ks,
             ..
         } = scratch;
         let (q_len, kv_len, half) = (c.n_head * c.head_dim, c.n_kv_head * c.head_dim, c.n_rot / 2);
@@ -231,9 +238,9 @@ impl<'a> Model<'a> {
 
         for (li, layer) in w.layers.iter().enumerate() {
             norm_rows(x, &layer.attn_norm, c.norm_eps, xn);
-            self.mm(&layer.wq, xn, n, q)?;
-            self.mm(&layer.wk, xn, n, k)?;
-            self.mm(&layer.wv, xn, n, v)?;
+            self.mm(&layer.wq, xn, n, q, &mut ks.mm)?;
+            self.mm(&layer.wk, xn, n, k, &mut ks.mm)?;
+            self.mm(&layer.wv, xn, n, v, &mut ks.mm)?;
             for t in 0..n {
                 let cs = &rope_t[t * half..(t + 1) * half];
                 rope(&mut q[t * q_len..(t + 1) * q_len], c.head_dim, cs);
@@ -250,17 +257,17 @@ impl<'a> Model<'a> {
                 let kern = &self.kv_kernels;
                 attention(&q[rows.clone()], shape, kc, vc, pos0, kern, &mut attn[rows]);
             }
-            self.mm(&layer.wo, attn, n, proj)?;
+            self.mm(&layer.wo, attn, n, proj, &mut ks.mm)?;
             add_rows(x, proj);
 
             norm_rows(x, &layer.ffn_norm, c.norm_eps, xn);
             match &layer.ffn {
                 Ffn::Dense(mlp) => {
-                    self.kernels.mlp(mlp, xn, n, proj, ffn)?;
+                    self.kernels.mlp(mlp, xn, n, proj, ks)?;
                     add_rows(x, proj);
                 }
                 Ffn::Moe { router, .. } => {
-                    let routes = self.moe_forward(li, router, xn, n, x, &mut moe)?;
+                    let routes = self.moe_forward(li, router, xn, x, &mut moe, &mut ks.mm)?;
                     for (s, span) in seqs.iter_mut().zip(&spans) {
                         if let Some(r) = s.routing.as_deref_mut() {
                             if r.len() <= li {
@@ -290,7 +297,7 @@ impl<'a> Model<'a> {
             rms_norm(&x[t * d..(t + 1) * d], &w.output_norm, c.norm_eps, out);
         }
         let mut logits = vec![0.0f32; rows.len() * c.n_vocab];
-        self.mm(&w.output, h, rows.len(), &mut logits)?;
+        self.mm(&w.output, h, rows.len(), &mut logits, &mut ks.mm)?;
         let mut rest = &logits[..];
         Ok(seqs
             .iter()
@@ -316,13 +323,14 @@ impl<'a> Model<'a> {
         layer: usize,
         router: &QMatrix,
         xn: &[f32],
-        n: usize,
         x: &mut [f32],
         buf: &mut MoeBuffers,
+        mm: &mut MatmulScratch,
     ) -> Result<Vec<Route>, ForwardError> {
         let (d, k, n_exp) = (self.config.d_model, self.config.n_expert_used, router.rows);
+        let n = xn.len() / d;
         let logits = &mut buf.router[..n * n_exp]; // [n, n_expert]
-        self.mm(router, xn, n, logits)?;
+        self.mm(router, xn, n, logits, mm)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();
 
         // (token, slot) pairs per expert, in token order.

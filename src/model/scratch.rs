@@ -1,12 +1,14 @@
 //! The forward pass's per-step buffers, allocated once and reused (as llama2.c's `RunState`):
 //! the residual stream, the normalised block input, Q/K/V, attention output and projections,
-//! RoPE's rotations, the router's logits, the expert gathers and the FFN intermediates.
+//! RoPE's rotations, the router's logits, the expert gathers, the FFN intermediates and the
+//! matmuls' quantized activation rows (the last two grow at first use).
 //!
 //! Sized at creation for a number of rows (tokens per step, over all sequences); a step with
 //! more rows grows it once. The owner (a session, or a scheduler stepping many sequences) keeps
 //! it across steps, so decode allocates nothing here per token.
 
 use super::config::ModelConfig;
+use super::experts::KernelScratch;
 
 #[derive(Default)]
 pub struct Scratch {
@@ -32,8 +34,8 @@ pub struct Scratch {
     /// outputs in the same order.
     pub(super) gathered: Vec<f32>,
     pub(super) expert_out: Vec<f32>,
-    /// `[2, rows, n_ff]`: a dense FFN's gate and up products.
-    pub(super) ffn: Vec<f32>,
+    /// A dense FFN's intermediates and every matmul's working buffers.
+    pub(super) kernels: KernelScratch,
 }
 
 impl Scratch {
@@ -65,9 +67,6 @@ impl Scratch {
         grow(&mut self.router, rows * c.n_expert);
         grow(&mut self.gathered, routed * c.d_model);
         grow(&mut self.expert_out, routed * c.d_model);
-        if c.n_expert == 0 {
-            grow(&mut self.ffn, 2 * rows * c.n_ff);
-        }
         self.rows = rows;
     }
 

@@ -52,6 +52,43 @@ impl Activations {
 /// activations could otherwise fall into f16's subnormals and lose its precision.
 const RESIDUAL_SCALE: f32 = 256.0;
 
+/// A matmul's working buffers, kept from call to call by whoever makes many products (the
+/// forward pass): the quantized activation rows, the grouped kernels' prepared rows and the
+/// transposed batch output. Every call overwrites what it uses, so the contents are never read
+/// stale.
+#[derive(Default)]
+pub struct MatmulScratch {
+    /// The quantized activation rows (and their rounding error's, for two passes) of whatever
+    /// block type the weights pair with, as raw words (8-byte aligned, which every block type
+    /// fits).
+    acts: Vec<u64>,
+    prepared: Vec<Prepared>,
+    /// `[rows, n]`: a batch's products before the transpose.
+    yt: Vec<f32>,
+    /// The grouped kernels' products in part order.
+    dots: Vec<f32>,
+}
+
+/// `[2, len]` activation blocks of type `A` from a word buffer (grown when short): the rows and
+/// their residual's. Every block type is at most 8-byte aligned, like the words.
+fn act_rows<A: bytemuck::Pod>(words: &mut Vec<u64>, len: usize) -> (&mut [A], &mut [A]) {
+    let bytes = 2 * len * std::mem::size_of::<A>();
+    if words.len() * 8 < bytes {
+        words.resize(bytes.div_ceil(8), 0);
+    }
+    let all: &mut [A] =
+        bytemuck::cast_slice_mut(&mut bytemuck::cast_slice_mut::<u64, u8>(words)[..bytes]);
+    all.split_at_mut(len)
+}
+
+/// A buffer of at least `len` values, grown when short; its contents are left as they were.
+fn at_least(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    &mut buf[..len]
+}
+
 /// `Y = X · Wᵀ` (`x: [n, cols]`, `y: [n, rows]`, both row-major) with the kernels of `isa`
 /// (which must be in [`simd::available`]) and activations quantized at `acts` precision.
 pub fn matmul_with(
@@ -62,9 +99,22 @@ pub fn matmul_with(
     isa: Isa,
     acts: Activations,
 ) -> Result<(), MatrixError> {
+    matmul_in(w, x, n, y, isa, acts, &mut MatmulScratch::default())
+}
+
+/// [`matmul_with`], with its working buffers from `scratch`.
+pub fn matmul_in(
+    w: &QMatrix,
+    x: &[f32],
+    n: usize,
+    y: &mut [f32],
+    isa: Isa,
+    acts: Activations,
+    scratch: &mut MatmulScratch,
+) -> Result<(), MatrixError> {
     assert_eq!(x.len(), n * w.cols, "matmul: x must be [n, cols]");
     assert_eq!(y.len(), n * w.rows, "matmul: y must be [n, rows]");
-    crate::dispatch_weight_type!(w.ty, W => matmul_typed::<W>(w, x, n, y, isa, acts),
+    crate::dispatch_weight_type!(w.ty, W => matmul_typed::<W>(w, x, n, y, isa, acts, scratch),
         else t => Err(MatrixError::Unsupported(t)))
 }
 
@@ -75,6 +125,7 @@ fn matmul_typed<W: SimdDot>(
     y: &mut [f32],
     isa: Isa,
     acts: Activations,
+    scratch: &mut MatmulScratch,
 ) -> Result<(), MatrixError>
 where
     W::Act: SimdQuantize,
@@ -82,15 +133,20 @@ where
     let blocks: &[W] = w.blocks()?; // [rows, cols / W::VALUES]
     let w_per_row = w.cols / W::VALUES;
     let x_per_row = w.cols / <W::Act as Block>::VALUES;
+    let MatmulScratch {
+        acts: words,
+        prepared,
+        yt,
+        dots,
+    } = scratch;
 
-    // [n, cols / Act::VALUES]
     let quantize = <W::Act as SimdQuantize>::quantizer(isa);
-    let zero = <W::Act as bytemuck::Zeroable>::zeroed();
-    let mut xq = vec![zero; n * x_per_row];
     // f32 activations (float weights) are exact already: no second pass.
     let two_pass = acts == Activations::Q16 && <W::Act as Block>::TYPE != GgmlType::F32;
-    // [n, cols / Act::VALUES]: the rounding error of `xq`, quantized; empty for one pass.
-    let mut xr = vec![zero; if two_pass { n * x_per_row } else { 0 }];
+    // [n, cols / Act::VALUES] each: the quantized rows, and the rounding error of `xq`,
+    // quantized (empty for one pass).
+    let (xq, xr) = act_rows::<W::Act>(words, n * x_per_row);
+    let xr = if two_pass { xr } else { &mut xr[..0] };
     if two_pass {
         xq.par_chunks_mut(x_per_row)
             .zip(xr.par_chunks_mut(x_per_row))
@@ -112,20 +168,24 @@ where
 
     let grouped = simd::grouped::grouped::<W>(isa).filter(|_| w_per_row.is_multiple_of(GROUP));
     // Tasks own whole weight rows, so for a batch they fill a transposed [rows, n] buffer.
-    let mut yt = vec![0.0f32; if n == 1 { 0 } else { w.rows * n }];
+    let yt = at_least(yt, if n == 1 { 0 } else { w.rows * n });
     let out = if n == 1 { &mut *y } else { &mut yt[..] };
     if let Some(kernel) = grouped {
         // [n main rows, then n residual rows when two-pass]
-        let prepared: Vec<Prepared> = xq
-            .par_chunks(x_per_row)
-            .chain(xr.par_chunks(x_per_row))
-            .map(kernel.prepare)
-            .collect();
-        grouped_rows_times_batch(kernel.dot, blocks, w_per_row, &prepared, out);
+        let all = xq.len() / x_per_row + xr.len() / x_per_row;
+        if prepared.len() < all {
+            prepared.resize_with(all, Prepared::default);
+        }
+        let prepared = &mut prepared[..all];
+        prepared
+            .par_iter_mut()
+            .zip(xq.par_chunks(x_per_row).chain(xr.par_chunks(x_per_row)))
+            .for_each(|(p, x)| (kernel.prepare)(x, p));
+        grouped_rows_times_batch(kernel.dot, blocks, w_per_row, prepared, out, dots);
     } else {
         let acts = Acts {
-            main: &xq,
-            residual: &xr,
+            main: xq,
+            residual: xr,
             per_row: x_per_row,
         };
         rows_times_batch(
@@ -140,7 +200,7 @@ where
     if n == 1 {
         return Ok(());
     }
-    transpose_into(&yt, n, y);
+    transpose_into(yt, n, y);
     Ok(())
 }
 
@@ -244,6 +304,7 @@ fn grouped_rows_times_batch<W: DotWith>(
     w_per_row: usize,
     prepared: &[Prepared],
     out: &mut [f32],
+    dots: &mut Vec<f32>,
 ) {
     let rows = blocks.len() / w_per_row;
     if rows == 0 {
@@ -268,8 +329,8 @@ fn grouped_rows_times_batch<W: DotWith>(
             }
         }
     };
-    // [part_rows, parts, all]: row p·part_rows + i at [i, p]
-    let mut dots = vec![0.0f32; part_rows * parts * all];
+    // [part_rows, parts, all]: row p·part_rows + i at [i, p]; every value is written below.
+    let dots = at_least(dots, part_rows * parts * all);
     dots.par_chunks_mut(ROWS_PER_TASK * parts * all)
         .enumerate()
         .for_each(|(task, d)| {

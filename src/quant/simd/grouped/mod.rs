@@ -66,6 +66,13 @@ impl Prepared {
     pub fn groups(&self) -> usize {
         self.ys.len() / 256
     }
+
+    /// Empties the row, keeping its buffers for the next one.
+    fn clear(&mut self) {
+        self.ys.clear();
+        self.init.clear();
+        self.dx.clear();
+    }
 }
 
 /// `(w, stride, rows, xs, out)`: `rows` weight rows, row `r` being the blocks of `w` from
@@ -81,9 +88,18 @@ pub type GroupedFn<W> = fn(&[W], usize, usize, &[Prepared], &mut [f32]);
 
 /// A format's grouped kernel with the activation preparation it needs.
 pub struct Grouped<W: DotWith> {
-    /// Prepares one activation row (whole groups only).
-    pub prepare: fn(&[W::Act]) -> Prepared,
+    /// Prepares one activation row (whole groups only) into a `Prepared`, reusing its buffers.
+    pub prepare: fn(&[W::Act], &mut Prepared),
     pub dot: GroupedFn<W>,
+}
+
+impl<W: DotWith> Grouped<W> {
+    /// One activation row, prepared into fresh buffers.
+    pub fn prepared(&self, x: &[W::Act]) -> Prepared {
+        let mut p = Prepared::default();
+        (self.prepare)(x, &mut p);
+        p
+    }
 }
 
 /// The grouped kernel of `W` for `isa` (which must be in [`super::available`]), if `W` has one
@@ -219,68 +235,57 @@ fn code_sum(codes: &[i8]) -> i32 {
 /// of its 4 blocks (64 bytes), high values 16..32 (64 bytes)]`: byte `16b + j` of each part
 /// meets byte `16b + j` of the weights' `qs`, whose low nibble is value `j` and high nibble
 /// value `j + 16`. Lane `l` of a half covers bytes `4l..4l+4` of both parts.
-fn prepare_q4_0_halves(x: &[BlockQ8_0]) -> Prepared {
+fn prepare_q4_0_halves(x: &[BlockQ8_0], p: &mut Prepared) {
     check_groups("Q4_0 prepare", x.len());
-    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
+    p.clear();
     for half in x.chunks_exact(4) {
         for b in half {
-            ys.extend_from_slice(&b.qs[..16]);
+            p.ys.extend_from_slice(&b.qs[..16]);
         }
         for b in half {
-            ys.extend_from_slice(&b.qs[16..]);
+            p.ys.extend_from_slice(&b.qs[16..]);
         }
     }
-    let mut init = Vec::with_capacity(x.len() * 4);
-    for half in ys.chunks_exact(128) {
+    for half in p.ys.chunks_exact(128) {
         let (lo, hi) = half.split_at(64);
         let lanes = lo.chunks_exact(4).zip(hi.chunks_exact(4));
-        init.extend(lanes.map(|(l, h)| -8 * (code_sum(l) + code_sum(h))));
+        p.init
+            .extend(lanes.map(|(l, h)| -8 * (code_sum(l) + code_sum(h))));
     }
-    Prepared {
-        ys,
-        init,
-        dx: x.iter().map(|b| b.d.to_f32()).collect(),
-    }
+    p.dx.extend(x.iter().map(|b| b.d.to_f32()));
 }
 
 /// Q4_0 layout of the AVX-512 kernel. Per group, four 64-byte parts holding 8 values of each
 /// block, `8b + j` ↔ block `b`: values `j`, `16 + j`, `8 + j`, `24 + j` (the low and high
 /// nibbles of `qs[j]`, then of `qs[8 + j]`). Lane `l` (bytes `4l..4l+4` of all four parts, 16
 /// values) belongs to block `l / 2`, so `dx` holds each block's scale twice.
-fn prepare_q4_0_interleaved(x: &[BlockQ8_0]) -> Prepared {
+fn prepare_q4_0_interleaved(x: &[BlockQ8_0], p: &mut Prepared) {
     check_groups("Q4_0 prepare", x.len());
-    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
-    let mut init = Vec::with_capacity(x.len() * 2);
+    p.clear();
     for group in x.chunks_exact(GROUP) {
         for values in [0..8, 16..24, 8..16, 24..32] {
             for b in group {
-                ys.extend_from_slice(&b.qs[values.clone()]);
+                p.ys.extend_from_slice(&b.qs[values.clone()]);
             }
         }
-        let parts = &ys[ys.len() - 256..];
-        init.extend((0..16).map(|l| {
+        let parts = &p.ys[p.ys.len() - 256..];
+        p.init.extend((0..16).map(|l| {
             let lane = |part: &[i8]| code_sum(&part[4 * l..4 * l + 4]);
             -8 * parts.chunks_exact(64).map(lane).sum::<i32>()
         }));
     }
-    Prepared {
-        ys,
-        init,
-        dx: x.iter().flat_map(|b| [b.d.to_f32(); 2]).collect(),
-    }
+    p.dx.extend(x.iter().flat_map(|b| [b.d.to_f32(); 2]));
 }
 
 /// Q8_0 layout: the codes in order. The kernels flip the weight bytes' sign bit, reading
 /// `q + 128` as an unsigned byte; lane `l` covers bytes `4l..4l+4`.
-fn prepare_q8_0(x: &[BlockQ8_0]) -> Prepared {
+fn prepare_q8_0(x: &[BlockQ8_0], p: &mut Prepared) {
     check_groups("Q8_0 prepare", x.len());
-    let mut ys: Vec<i8> = Vec::with_capacity(x.len() * 32);
+    p.clear();
     for b in x {
-        ys.extend_from_slice(&b.qs);
+        p.ys.extend_from_slice(&b.qs);
     }
-    Prepared {
-        init: ys.chunks_exact(4).map(|l| -128 * code_sum(l)).collect(),
-        ys,
-        dx: x.iter().map(|b| b.d.to_f32()).collect(),
-    }
+    p.init
+        .extend(p.ys.chunks_exact(4).map(|l| -128 * code_sum(l)));
+    p.dx.extend(x.iter().map(|b| b.d.to_f32()));
 }

@@ -3,6 +3,7 @@
 //! The data path runs one way: [`gguf`] (mmap) → [`quant`] block views → [`tensor`] kernels.
 
 pub mod chat;
+pub mod engine;
 pub mod gguf;
 pub mod machine;
 pub mod model;

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-const MODULES: [&str; 13] = [
+const MODULES: [&str; 14] = [
     "gguf",
     "quant",
     "tensor",
@@ -19,6 +19,7 @@ const MODULES: [&str; 13] = [
     "backend",
     "progress",
     "usage",
+    "engine",
 ];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

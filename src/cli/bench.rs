@@ -1,13 +1,13 @@
 //! `tandem bench`: prompt and generation speed, bytes read per token, and the fraction of the
 //! machine's memory read bandwidth (measured in the same run) that decoding achieves.
 
-use super::common::{init_threads, on_pool, Loaded, ModelArgs};
+use super::common::{load_model, open_engine, ModelArgs};
 use anyhow::{ensure, Context, Result};
 use clap::Args;
 use serde_json::json;
+use tandem::engine::Engine;
 use tandem::model::Logits;
 use tandem::sample::{Sampler, SamplerConfig};
-use tandem::session::Session;
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -43,14 +43,14 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let threads = init_threads(args.model.threads)?;
-    on_pool(|| bench(args, threads))
+    let engine = open_engine(&args.model)?;
+    engine.install(|| bench(args, &engine))
 }
 
-fn bench(args: BenchArgs, threads: usize) -> Result<()> {
-    let loaded = Loaded::open(&args.model.model)?;
-    let model = loaded.model(&args.model, args.json)?;
-    let c = &loaded.config;
+fn bench(args: BenchArgs, engine: &Engine) -> Result<()> {
+    let threads = engine.threads();
+    let model = load_model(engine, args.json)?;
+    let c = &engine.config;
     ensure!(args.n_prompt > 0, "-p must be at least 1 prompt token");
     let n_ctx = args
         .n_prompt
@@ -58,7 +58,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         .and_then(|n| n.checked_add(1))
         .context("-p + -n does not fit in a context")?;
     // The KV-cache check (it must fit in memory) comes before the prompt is built.
-    drop(Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?);
+    drop(engine.session(&model, n_ctx)?);
     let bytes_per_token = model.weights.bytes_per_token(c.n_expert_used);
 
     // Deterministic ids spread over the vocabulary (never the control tokens at the start).
@@ -74,7 +74,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     let mut rss = None;
     // One untimed warm-up repetition pages the weights in and settles the thread pool.
     for rep in 0..=args.reps.max(1) {
-        let mut s = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+        let mut s = engine.session(&model, n_ctx)?;
         let logits = s.prefill(&prompt, Logits::Last, None)?;
         let mut sampler = Sampler::new(SamplerConfig::greedy());
         s.generate(logits, &mut sampler, args.n_gen, &[], |_| true)?;
@@ -107,7 +107,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
     let (fraction, fraction_sd) = mean_sd(&fractions);
     // Page sizes of the weights and of the probe: decoding from 4 KiB pages against a probe in
     // 2 MiB pages (or the reverse) compares two different things.
-    let weights_huge = tandem::machine::huge_page_bytes(loaded.file.bytes());
+    let weights_huge = tandem::machine::huge_page_bytes(engine.file.bytes());
     // (huge-page bytes, all bytes) of the probe
     let probe_huge = probe
         .as_ref()
@@ -122,7 +122,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
                 "bytes_per_token": bytes_per_token, "read_bw_bytes_per_s": bw,
                 "achieved_bytes_per_s": achieved, "bw_fraction": fraction,
                 "bw_fraction_sd": fraction_sd, "read_bw_per_rep": bws,
-                "peak_rss_bytes": rss, "weights_bytes": loaded.file.bytes().len(),
+                "peak_rss_bytes": rss, "weights_bytes": engine.file.bytes().len(),
                 "weights_huge_page_bytes": weights_huge, "probe_huge_page_bytes": probe_huge.map(|(h, _)| h),
             })
         );
@@ -151,7 +151,7 @@ fn bench(args: BenchArgs, threads: usize) -> Result<()> {
         if let (Some(w), Some((p, p_all))) = (weights_huge, probe_huge) {
             println!(
                 "in huge pages: {:.0}% of the weights, {:.0}% of the bandwidth probe",
-                100.0 * w as f64 / loaded.file.bytes().len().max(1) as f64,
+                100.0 * w as f64 / engine.file.bytes().len().max(1) as f64,
                 100.0 * p as f64 / p_all as f64
             );
         }

@@ -1,7 +1,7 @@
 //! `tandem chat`: an interactive chat with a model, one answer for piped input, or `--render`
 //! to print the prompt a conversation becomes.
 
-use super::common::{init_threads, on_pool, Loaded, ModelArgs, SamplingArgs};
+use super::common::{default_ctx, load_model, n_ctx, open_engine, ModelArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use serde_json::json;
@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use tandem::chat::{self, Builtin, Chat, Conversation, TemplateChoice};
+use tandem::engine::Engine;
 use tandem::session::Session;
 use tandem::tokenizer::Tokenizer;
 
@@ -77,14 +78,14 @@ pub fn run(args: ChatArgs) -> Result<()> {
     if args.render {
         return render(&args);
     }
-    let threads = init_threads(args.model.threads)?;
-    on_pool(|| converse(args, threads))
+    let engine = open_engine(&args.model)?;
+    engine.install(|| converse(args, &engine))
 }
 
-fn converse(args: ChatArgs, threads: usize) -> Result<()> {
-    let loaded = Loaded::open(&args.model.model)?;
-    let tok = &loaded.tokenizer;
-    let (builder, note) = chat::prompt_builder(&loaded.file, tok, &args.template_choice()?)?;
+fn converse(args: ChatArgs, engine: &Engine) -> Result<()> {
+    let threads = engine.threads();
+    let tok = &engine.tokenizer;
+    let (builder, note) = chat::prompt_builder(&engine.file, tok, &args.template_choice()?)?;
     if let Some(note) = note {
         eprintln!("note: {note}");
     }
@@ -93,13 +94,13 @@ fn converse(args: ChatArgs, threads: usize) -> Result<()> {
     } else {
         chat::stop_ids(tok, &builder.encoder)
     };
-    let n_ctx = loaded.n_ctx(&args.model, loaded.default_ctx());
-    let model = loaded.model(&args.model, false)?;
-    let session = Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+    let n_ctx = n_ctx(engine, &args.model, default_ctx(engine));
+    let model = load_model(engine, false)?;
+    let session = engine.session(&model, n_ctx)?;
     let sampling = args.sampling.config();
     eprintln!(
         "{} | seed {}",
-        summary(&loaded, &session, &builder.template.name, threads),
+        summary(engine, &session, &builder.template.name, threads),
         sampling.seed
     );
     let mut chat = Chat::new(
@@ -147,9 +148,9 @@ fn render(args: &ChatArgs) -> Result<()> {
 }
 
 /// One line: model name, parameters, quantization mix, context, threads, memory.
-fn summary(loaded: &Loaded, session: &Session, template: &str, threads: usize) -> String {
-    let c = &loaded.config;
-    let tensors = loaded.file.tensors();
+fn summary(engine: &Engine, session: &Session, template: &str, threads: usize) -> String {
+    let c = &engine.config;
+    let tensors = engine.file.tensors();
     let params: u64 = tensors.iter().map(|t| t.n_elements()).sum();
     let weight_bytes: u64 = tensors.iter().map(|t| t.nbytes()).sum();
     let mut by_type: BTreeMap<String, u64> = BTreeMap::new();

@@ -1,19 +1,19 @@
-//! What the subcommands share: loading a model, thread setup, sampling flags, output files.
+//! What the subcommands share: opening the engine from the flags, loading the model, sampling
+//! flags, output files.
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use tandem::engine::{Engine, EngineOptions};
 use tandem::gguf::{GgufError, GgufFile};
 use tandem::model::forward::Routing;
-use tandem::model::weights::Weights;
-use tandem::model::{Logits, Model, ModelConfig};
+use tandem::model::{Logits, Model};
 use tandem::progress::DelayedBar;
 use tandem::sample::{Param, SamplerConfig};
 use tandem::session::{Session, PREFILL_BATCH};
 use tandem::tensor::kv::KvType;
 use tandem::tensor::matmul::Activations;
-use tandem::tokenizer::Tokenizer;
 
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
@@ -121,31 +121,18 @@ fn random_seed() -> u64 {
         .finish()
 }
 
-/// Sets up the global thread pool once.
-pub fn init_threads(threads: Option<usize>) -> Result<usize> {
-    let n = threads.unwrap_or_else(tandem::machine::physical_cores);
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global()
-        .context("starting the thread pool")?;
-    Ok(n)
+/// Opens the model file as an engine with the flags' threads, KV type and activations.
+pub fn open_engine(args: &ModelArgs) -> Result<Engine> {
+    let options = EngineOptions {
+        threads: args.threads,
+        kv_type: args.kv_type,
+        activations: args.activations,
+    };
+    Ok(Engine::open(&args.model, options)?)
 }
 
-/// Runs `work` on a thread of the global pool and waits for it. The forward pass's parallel loops
-/// then start on a worker, which takes part in them, instead of being handed over from the main
-/// thread and waited on; between them one thread fewer competes for the cores.
-pub fn on_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
-}
-
-/// An open model file with its parsed configuration and tokenizer.
-pub struct Loaded {
-    pub file: GgufFile,
-    pub config: ModelConfig,
-    pub tokenizer: Tokenizer,
-}
-
-/// Opens a GGUF file, with errors that name the path once and say when it is a directory.
+/// Opens a GGUF file, with errors that name the path once and say when it is a directory (for
+/// the commands that read a file without running it).
 pub fn open_gguf(path: &Path) -> Result<GgufFile> {
     if path.is_dir() {
         bail!(
@@ -160,45 +147,30 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
     })
 }
 
-impl Loaded {
-    pub fn open(path: &Path) -> Result<Loaded> {
-        let file = open_gguf(path)?;
-        let config =
-            ModelConfig::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
-        let tokenizer =
-            Tokenizer::from_gguf(&file).with_context(|| format!("{}", path.display()))?;
-        Ok(Loaded {
-            file,
-            config,
-            tokenizer,
-        })
-    }
+/// Binds the weights and pages the file in behind a progress bar, so that the first tokens are
+/// not slowed by page faults.
+pub fn load_model(engine: &Engine, quiet: bool) -> Result<Model<'_>> {
+    let model = engine.model()?;
+    prefault(engine.file.bytes(), quiet);
+    Ok(model)
+}
 
-    /// Binds the weights and pages the file in behind a progress bar, so that the first tokens
-    /// are not slowed by page faults.
-    pub fn model(&self, args: &ModelArgs, quiet: bool) -> Result<Model<'_>> {
-        let weights = Weights::from_gguf(&self.file, &self.config)?;
-        prefault(self.file.bytes(), quiet);
-        Ok(Model::new(self.config.clone(), weights).with_activations(args.activations))
+/// The context size to use: `--ctx`, else `default`; with a warning when it is longer than the
+/// model was trained on.
+pub fn n_ctx(engine: &Engine, args: &ModelArgs, default: usize) -> usize {
+    let n_ctx = args.ctx.unwrap_or(default);
+    let trained = engine.config.n_ctx_train;
+    if n_ctx > trained {
+        eprintln!(
+            "warning: --ctx {n_ctx} is longer than the {trained} tokens this model was trained on; text past {trained} tokens will likely degrade"
+        );
     }
+    n_ctx
+}
 
-    /// The context size to use: `--ctx`, else `default`; with a warning when it is longer than
-    /// the model was trained on.
-    pub fn n_ctx(&self, args: &ModelArgs, default: usize) -> usize {
-        let n_ctx = args.ctx.unwrap_or(default);
-        let trained = self.config.n_ctx_train;
-        if n_ctx > trained {
-            eprintln!(
-                "warning: --ctx {n_ctx} is longer than the {trained} tokens this model was trained on; text past {trained} tokens will likely degrade"
-            );
-        }
-        n_ctx
-    }
-
-    /// The trained context capped at 4096: the default for `run`, `chat` and `bench`.
-    pub fn default_ctx(&self) -> usize {
-        self.config.n_ctx_train.clamp(1, 4096)
-    }
+/// The trained context capped at 4096: the default for `run`, `chat` and `bench`.
+pub fn default_ctx(engine: &Engine) -> usize {
+    engine.config.n_ctx_train.clamp(1, 4096)
 }
 
 /// Touches every page of the mapping once.

@@ -6,7 +6,7 @@
 //! base model's log-probabilities in f32 (llama.cpp rounds them to 16 bits), so the KL divergence
 //! measured against it carries no storage error.
 
-use super::common::{init_threads, on_pool, Loaded, ModelArgs};
+use super::common::{load_model, n_ctx, open_engine, ModelArgs};
 use anyhow::{bail, ensure, Context, Result};
 use byteorder::{LittleEndian, ReadBytesExt, WriteBytesExt};
 use clap::Args;
@@ -14,9 +14,9 @@ use serde_json::json;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use tandem::engine::Engine;
 use tandem::model::Logits;
 use tandem::progress::DelayedBar;
-use tandem::session::Session;
 
 const MAGIC: &[u8; 4] = b"TKLB";
 const VERSION: u32 = 1;
@@ -52,13 +52,12 @@ struct BaseHeader {
 }
 
 pub fn run(args: PerplexityArgs) -> Result<()> {
-    init_threads(args.model.threads)?;
-    on_pool(|| measure(args))
+    let engine = open_engine(&args.model)?;
+    engine.install(|| measure(args, &engine))
 }
 
-fn measure(mut args: PerplexityArgs) -> Result<()> {
-    let loaded = Loaded::open(&args.model.model)?;
-    let n_vocab = loaded.config.n_vocab;
+fn measure(mut args: PerplexityArgs, engine: &Engine) -> Result<()> {
+    let n_vocab = engine.config.n_vocab;
     let mut base = match &args.kl_base {
         Some(p) => {
             let mut r =
@@ -77,8 +76,8 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
     let (n_ctx, tokens) = match &base {
         Some((h, _)) => (h.n_ctx, h.tokens.clone()),
         None => {
-            let n_ctx = loaded.n_ctx(&args.model, 512);
-            (n_ctx, input_tokens(&args, &loaded)?)
+            let n_ctx = n_ctx(engine, &args.model, 512);
+            (n_ctx, input_tokens(&args, engine)?)
         }
     };
     args.model.ctx = Some(n_ctx);
@@ -92,8 +91,8 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
         "{} tokens are fewer than one {n_ctx}-token chunk",
         tokens.len()
     );
-    let bos = loaded.tokenizer.bos.unwrap_or(1);
-    let model = loaded.model(&args.model, args.json)?;
+    let bos = engine.tokenizer.bos.unwrap_or(1);
+    let model = load_model(engine, args.json)?;
     let first = n_ctx / 2;
 
     let mut save = match &args.save_kl_base {
@@ -121,8 +120,7 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
     for c in 0..n_chunk {
         let mut chunk = tokens[c * n_ctx..(c + 1) * n_ctx].to_vec();
         chunk[0] = bos;
-        let mut session =
-            Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+        let mut session = engine.session(&model, n_ctx)?;
         let logits = session.prefill(&chunk, Logits::All, None)?; // [n_ctx, n_vocab]
         for j in first..n_ctx - 1 {
             let lp = log_softmax(&logits[j * n_vocab..(j + 1) * n_vocab]);
@@ -194,7 +192,7 @@ fn measure(mut args: PerplexityArgs) -> Result<()> {
     Ok(())
 }
 
-fn input_tokens(args: &PerplexityArgs, loaded: &Loaded) -> Result<Vec<u32>> {
+fn input_tokens(args: &PerplexityArgs, engine: &Engine) -> Result<Vec<u32>> {
     if let Some(p) = &args.tokens_json {
         let v: serde_json::Value = serde_json::from_slice(
             &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
@@ -226,7 +224,7 @@ fn input_tokens(args: &PerplexityArgs, loaded: &Loaded) -> Result<Vec<u32>> {
             e.utf8_error().valid_up_to()
         )
     })?;
-    Ok(loaded.tokenizer.encode(&text, true)?)
+    Ok(engine.tokenizer.encode(&text, true)?)
 }
 
 fn read_header(r: &mut impl Read, p: &Path) -> Result<BaseHeader> {

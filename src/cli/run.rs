@@ -1,18 +1,19 @@
 //! `tandem run`: generate text from a prompt.
 
 use super::common::{
-    check_writable, init_threads, on_pool, prefill, read_utf8, write_atomic, Loaded, ModelArgs,
-    SamplingArgs,
+    check_writable, default_ctx, load_model, n_ctx, open_engine, prefill, read_utf8, write_atomic,
+    ModelArgs, SamplingArgs,
 };
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use tandem::engine::Engine;
 use tandem::model::forward::Routing;
 use tandem::model::Logits;
 use tandem::sample::Sampler;
-use tandem::session::{Session, Stop};
+use tandem::session::Stop;
 
 #[derive(Args, Debug)]
 pub struct RunArgs {
@@ -59,11 +60,6 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
-    let threads = init_threads(args.model.threads)?;
-    on_pool(|| generate(args, threads))
-}
-
-fn generate(args: RunArgs, threads: usize) -> Result<()> {
     // Output paths are checked before the work whose results they would hold.
     if let Some(path) = &args.logits_out {
         check_writable(path, "--logits-out")?;
@@ -71,8 +67,13 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
     if let Some(path) = &args.routing_out {
         check_writable(path, "--routing-out")?;
     }
-    let loaded = Loaded::open(&args.model.model)?;
-    let tok = &loaded.tokenizer;
+    let engine = open_engine(&args.model)?;
+    engine.install(|| generate(args, &engine))
+}
+
+fn generate(args: RunArgs, engine: &Engine) -> Result<()> {
+    let threads = engine.threads();
+    let tok = &engine.tokenizer;
     let mut prompt = match (&args.prompt, &args.prompt_file, &args.tokens) {
         (_, _, Some(ids)) => ids.clone(),
         (_, Some(f), _) => tok.encode(&read_utf8(f)?, true)?,
@@ -82,7 +83,7 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
     if prompt.is_empty() {
         bail!("the prompt is empty (and this model adds no BOS token)");
     }
-    let n_ctx = loaded.n_ctx(&args.model, loaded.default_ctx());
+    let n_ctx = n_ctx(engine, &args.model, default_ctx(engine));
     if prompt.len() > n_ctx {
         if !args.truncate {
             bail!(
@@ -98,29 +99,28 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
         );
         prompt.drain(..prompt.len() - keep);
     }
-    let model = loaded.model(&args.model, args.json)?;
+    let model = load_model(engine, args.json)?;
     let sampling = args.sampling.config();
     if !args.json {
         eprintln!(
             "{}: {} layers, {}{} | ctx {n_ctx}, kv {}, {threads} threads, {} | seed {}",
-            loaded.config.name,
-            loaded.config.n_layer,
-            if loaded.config.is_moe() {
+            engine.config.name,
+            engine.config.n_layer,
+            if engine.config.is_moe() {
                 format!(
                     "{} experts top-{}, ",
-                    loaded.config.n_expert, loaded.config.n_expert_used
+                    engine.config.n_expert, engine.config.n_expert_used
                 )
             } else {
                 String::new()
             },
-            format_args!("d_model {}", loaded.config.d_model),
+            format_args!("d_model {}", engine.config.d_model),
             args.model.kv_type.name(),
             tandem::quant::simd::detected().name(),
             sampling.seed,
         );
     }
-    let mut session =
-        Session::new(&model, n_ctx, args.model.kv_type).map_err(anyhow::Error::msg)?;
+    let mut session = engine.session(&model, n_ctx)?;
     let want = if args.logits_out.is_some() {
         Logits::All
     } else {
@@ -134,7 +134,7 @@ fn generate(args: RunArgs, threads: usize) -> Result<()> {
         args.routing_out.is_some().then_some(&mut routing),
         args.json,
     )?;
-    let n_vocab = loaded.config.n_vocab;
+    let n_vocab = engine.config.n_vocab;
     if let Some(path) = &args.logits_out {
         write_atomic(path, bytemuck::cast_slice(&logits))?;
     }

@@ -151,15 +151,18 @@ where
         xq.par_chunks_mut(x_per_row)
             .zip(xr.par_chunks_mut(x_per_row))
             .zip(x.par_chunks(w.cols))
-            .for_each(|((q, r), row)| {
-                quantize(row, q);
-                let mut residual = vec![0.0f32; row.len()];
-                <W::Act as Quantize>::dequantize(q, &mut residual);
-                for (e, &v) in residual.iter_mut().zip(row) {
-                    *e = (v - *e) * RESIDUAL_SCALE;
-                }
-                quantize(&residual, r);
-            });
+            // One residual buffer per rayon split, not per row.
+            .for_each_init(
+                || vec![0.0f32; w.cols],
+                |residual, ((q, r), row)| {
+                    quantize(row, q);
+                    <W::Act as Quantize>::dequantize(q, residual);
+                    for (e, &v) in residual.iter_mut().zip(row) {
+                        *e = (v - *e) * RESIDUAL_SCALE;
+                    }
+                    quantize(residual, r);
+                },
+            );
     } else {
         xq.par_chunks_mut(x_per_row)
             .zip(x.par_chunks(w.cols))

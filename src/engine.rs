@@ -69,16 +69,7 @@ impl Engine {
     /// Maps the file, reads its configuration and tokenizer, and starts the thread pool. The
     /// weights are bound by [`Engine::model`].
     pub fn open(path: &Path, options: EngineOptions) -> Result<Engine, EngineError> {
-        if path.is_dir() {
-            return Err(EngineError::Directory(path.to_path_buf()));
-        }
-        let file = GgufFile::open(path).map_err(|e| match e {
-            GgufError::Io { .. } => EngineError::Read(e),
-            source => EngineError::Open {
-                path: path.to_path_buf(),
-                source,
-            },
-        })?;
+        let file = open_file(path)?;
         let config = ModelConfig::from_gguf(&file).map_err(|source| EngineError::Model {
             path: path.to_path_buf(),
             source,
@@ -136,4 +127,20 @@ impl Engine {
     pub fn install<R: Send>(&self, work: impl FnOnce() -> R + Send) -> R {
         self.pool.install(work)
     }
+}
+
+/// Maps a GGUF file, with errors that name the path once and say when it is a directory (also for
+/// programs that read a file without running it).
+pub fn open_file(path: &Path) -> Result<GgufFile, EngineError> {
+    if path.is_dir() {
+        return Err(EngineError::Directory(path.to_path_buf()));
+    }
+    GgufFile::open(path).map_err(|e| match e {
+        // Its message starts with the path already.
+        GgufError::Io { .. } => EngineError::Read(e),
+        source => EngineError::Open {
+            path: path.to_path_buf(),
+            source,
+        },
+    })
 }

@@ -1,12 +1,12 @@
 //! What the subcommands share: opening the engine from the flags, loading the model, sampling
 //! flags, output files.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use tandem::engine::{Engine, EngineOptions};
-use tandem::gguf::{GgufError, GgufFile};
+use tandem::gguf::GgufFile;
 use tandem::model::forward::Routing;
 use tandem::model::{Logits, Model};
 use tandem::progress::DelayedBar;
@@ -131,20 +131,9 @@ pub fn open_engine(args: &ModelArgs) -> Result<Engine> {
     Ok(Engine::open(&args.model, options)?)
 }
 
-/// Opens a GGUF file, with errors that name the path once and say when it is a directory (for
-/// the commands that read a file without running it).
+/// Opens a GGUF file for the commands that read it without running it.
 pub fn open_gguf(path: &Path) -> Result<GgufFile> {
-    if path.is_dir() {
-        bail!(
-            "cannot read {}: it is a directory, not a GGUF file",
-            path.display()
-        );
-    }
-    GgufFile::open(path).map_err(|e| match e {
-        // Its message already starts with the path.
-        GgufError::Io { .. } => anyhow!("cannot read {e}"),
-        e => anyhow!(e).context(format!("cannot read {}", path.display())),
-    })
+    Ok(tandem::engine::open_file(path)?)
 }
 
 /// Binds the weights and pages the file in behind a progress bar, so that the first tokens are

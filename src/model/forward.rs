@@ -113,17 +113,6 @@ impl<'a> Model<'a> {
         self.kernels
     }
 
-    fn mm(
-        &self,
-        w: &QMatrix,
-        x: &[f32],
-        n: usize,
-        y: &mut [f32],
-        scratch: &mut MatmulScratch,
-    ) -> Result<(), MatrixError> {
-        self.kernels.mm(w, x, n, y, scratch)
-    }
-
     /// Runs `tokens` at positions `cache.len ..`, appends their keys and values to the cache and
     /// returns logits (`[n_vocab]` for [`Logits::Last`], `[n, n_vocab]` for [`Logits::All`]).
     /// When `routing` is given, the expert choices of every layer and token are appended to it.
@@ -238,9 +227,9 @@ impl<'a> Model<'a> {
 
         for (li, layer) in w.layers.iter().enumerate() {
             norm_rows(x, &layer.attn_norm, c.norm_eps, xn);
-            self.mm(&layer.wq, xn, n, q, &mut ks.mm)?;
-            self.mm(&layer.wk, xn, n, k, &mut ks.mm)?;
-            self.mm(&layer.wv, xn, n, v, &mut ks.mm)?;
+            self.kernels.mm(&layer.wq, xn, n, q, &mut ks.mm)?;
+            self.kernels.mm(&layer.wk, xn, n, k, &mut ks.mm)?;
+            self.kernels.mm(&layer.wv, xn, n, v, &mut ks.mm)?;
             for t in 0..n {
                 let cs = &rope_t[t * half..(t + 1) * half];
                 rope(&mut q[t * q_len..(t + 1) * q_len], c.head_dim, cs);
@@ -257,7 +246,7 @@ impl<'a> Model<'a> {
                 let kern = &self.kv_kernels;
                 attention(&q[rows.clone()], shape, kc, vc, pos0, kern, &mut attn[rows]);
             }
-            self.mm(&layer.wo, attn, n, proj, &mut ks.mm)?;
+            self.kernels.mm(&layer.wo, attn, n, proj, &mut ks.mm)?;
             add_rows(x, proj);
 
             norm_rows(x, &layer.ffn_norm, c.norm_eps, xn);
@@ -297,7 +286,8 @@ impl<'a> Model<'a> {
             rms_norm(&x[t * d..(t + 1) * d], &w.output_norm, c.norm_eps, out);
         }
         let mut logits = vec![0.0f32; rows.len() * c.n_vocab];
-        self.mm(&w.output, h, rows.len(), &mut logits, &mut ks.mm)?;
+        self.kernels
+            .mm(&w.output, h, rows.len(), &mut logits, &mut ks.mm)?;
         let mut rest = &logits[..];
         Ok(seqs
             .iter()
@@ -330,7 +320,7 @@ impl<'a> Model<'a> {
         let (d, k, n_exp) = (self.config.d_model, self.config.n_expert_used, router.rows);
         let n = xn.len() / d;
         let logits = &mut buf.router[..n * n_exp]; // [n, n_expert]
-        self.mm(router, xn, n, logits, mm)?;
+        self.kernels.mm(router, xn, n, logits, mm)?;
         let routes: Vec<Route> = logits.chunks_exact(n_exp).map(|l| route(l, k)).collect();
 
         // (token, slot) pairs per expert, in token order.
@@ -378,24 +368,25 @@ impl<'a> Model<'a> {
         self.cpu_experts.run(layer, &mut on_cpu)?;
         drop((on_cpu, offloaded));
 
-        // Where each (token, slot) output row lies in `outputs`.
-        let mut at = vec![0usize; n * k];
+        // `[n, k]`: each token's output rows and weights in expert-id order, which is the order
+        // the rows were laid out in (expert by expert).
+        let mut by_id = vec![(0usize, 0.0f32); n * k];
+        let mut filled = vec![0usize; n];
         let mut row = 0;
         for pairs in &assigned {
             for &(t, slot) in pairs {
-                at[t * k + slot] = row;
+                by_id[t * k + filled[t]] = (row, routes[t].weights[slot]);
+                filled[t] += 1;
                 row += 1;
             }
         }
-        x.par_chunks_mut(d).enumerate().for_each(|(t, xr)| {
-            let r = &routes[t];
-            let mut slots: Vec<usize> = (0..r.experts.len()).collect();
-            slots.sort_by_key(|&s| r.experts[s]);
-            for s in slots {
-                let o = at[t * k + s];
-                add_scaled(xr, &outputs[o * d..(o + 1) * d], r.weights[s]);
-            }
-        });
+        x.par_chunks_mut(d)
+            .zip(by_id.par_chunks(k))
+            .for_each(|(xr, rows)| {
+                for &(o, weight) in rows {
+                    add_scaled(xr, &outputs[o * d..(o + 1) * d], weight);
+                }
+            });
         Ok(routes)
     }
 }

@@ -69,10 +69,15 @@ pub struct MatmulScratch {
     dots: Vec<f32>,
 }
 
-/// `[2, len]` activation blocks of type `A` from a word buffer (grown when short): the rows and
-/// their residual's. Every block type is at most 8-byte aligned, like the words.
-fn act_rows<A: bytemuck::Pod>(words: &mut Vec<u64>, len: usize) -> (&mut [A], &mut [A]) {
-    let bytes = 2 * len * std::mem::size_of::<A>();
+/// `len` activation blocks of type `A` for the rows and, with `two_pass`, `len` more for their
+/// residual's (else none), from a word buffer grown when short. Every block type is at most
+/// 8-byte aligned, like the words.
+fn act_rows<A: bytemuck::Pod>(
+    words: &mut Vec<u64>,
+    len: usize,
+    two_pass: bool,
+) -> (&mut [A], &mut [A]) {
+    let bytes = (1 + usize::from(two_pass)) * len * std::mem::size_of::<A>();
     if words.len() * 8 < bytes {
         words.resize(bytes.div_ceil(8), 0);
     }
@@ -145,8 +150,7 @@ where
     let two_pass = acts == Activations::Q16 && <W::Act as Block>::TYPE != GgmlType::F32;
     // [n, cols / Act::VALUES] each: the quantized rows, and the rounding error of `xq`,
     // quantized (empty for one pass).
-    let (xq, xr) = act_rows::<W::Act>(words, n * x_per_row);
-    let xr = if two_pass { xr } else { &mut xr[..0] };
+    let (xq, xr) = act_rows::<W::Act>(words, n * x_per_row, two_pass);
     if two_pass {
         xq.par_chunks_mut(x_per_row)
             .zip(xr.par_chunks_mut(x_per_row))

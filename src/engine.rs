@@ -6,6 +6,7 @@
 //! and every parallel loop inside (matmuls, attention, norms) runs on its threads. A server can
 //! keep one engine per model, each with its own threads.
 
+use crate::backend::offload::{self, GpuSettings, GpuStatus};
 use crate::gguf::{GgufError, GgufFile};
 use crate::model::{LoadError, Model, ModelConfig};
 use crate::session::Session;
@@ -21,6 +22,8 @@ pub struct EngineOptions {
     pub threads: Option<usize>,
     pub kv_type: KvType,
     pub activations: Activations,
+    /// Which GPU runs which experts.
+    pub gpu: GpuSettings,
 }
 
 impl Default for EngineOptions {
@@ -29,6 +32,7 @@ impl Default for EngineOptions {
             threads: None,
             kv_type: KvType::F16,
             activations: Activations::default(),
+            gpu: GpuSettings::default(),
         }
     }
 }
@@ -106,6 +110,16 @@ impl Engine {
             },
         )?;
         Ok(Model::new(self.config.clone(), weights).with_activations(self.options.activations))
+    }
+
+    /// [`Engine::model`] with the experts the options put on a GPU uploaded there, and what
+    /// became of them. A GPU that cannot be used is not an error: the model runs on the CPU and
+    /// the status says why. `progress(done, total)` follows the upload in bytes.
+    pub fn model_with_gpu(
+        &self,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Model<'_>, GpuStatus), EngineError> {
+        Ok(offload::offload(self.model()?, &self.options.gpu, progress))
     }
 
     /// A conversation of up to `n_ctx` tokens with the engine's KV cache type.

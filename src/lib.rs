@@ -2,6 +2,7 @@
 //!
 //! The data path runs one way: [`gguf`] (mmap) → [`quant`] block views → [`tensor`] kernels.
 
+pub mod backend;
 pub mod chat;
 pub mod engine;
 pub mod gguf;

@@ -5,6 +5,8 @@ use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
+use tandem::backend::offload::{human_bytes, parse_bytes, ExpertsOnGpu, GpuSettings, GpuStatus};
+use tandem::backend::vulkan::{GpuChoice, GpuOptions};
 use tandem::engine::{Engine, EngineOptions};
 use tandem::gguf::GgufFile;
 use tandem::model::forward::Routing;
@@ -34,6 +36,33 @@ pub struct ModelArgs {
     /// (two 8-bit passes: close to the exact result for the file's weights, slower).
     #[arg(long = "activations", default_value = "q8", value_parser = parse_acts)]
     pub activations: Activations,
+    /// The Vulkan device for experts: an index from `tandem devices`, `auto` (the first discrete
+    /// GPU, else integrated; never a CPU driver) or `none`.
+    #[arg(long = "gpu", default_value = "auto", value_parser = parse_gpu)]
+    pub gpu: GpuChoice,
+    /// How many experts go to the GPU: `all` that fit the VRAM budget, `none`, or a count, taken
+    /// in (layer, expert) order.
+    #[arg(long = "gpu-experts", default_value = "all", value_parser = parse_gpu_experts)]
+    pub gpu_experts: ExpertsOnGpu,
+    /// Device memory the experts may take, e.g. `6G` or `512M` (default: what the device reports
+    /// free, less 10% and at least 512 MiB).
+    #[arg(long = "vram-budget", value_parser = parse_budget)]
+    pub vram_budget: Option<u64>,
+}
+
+fn parse_gpu(s: &str) -> Result<GpuChoice, String> {
+    GpuChoice::parse(s).ok_or_else(|| {
+        format!("`{s}` is not a device (expected a number from `tandem devices`, auto or none)")
+    })
+}
+
+fn parse_gpu_experts(s: &str) -> Result<ExpertsOnGpu, String> {
+    ExpertsOnGpu::parse(s)
+        .ok_or_else(|| format!("`{s}` is not an expert count (expected all, none or a number)"))
+}
+
+fn parse_budget(s: &str) -> Result<u64, String> {
+    parse_bytes(s).ok_or_else(|| format!("`{s}` is not a size (expected e.g. 6G, 512M or 4096)"))
 }
 
 fn parse_acts(s: &str) -> Result<Activations, String> {
@@ -127,6 +156,12 @@ pub fn open_engine(args: &ModelArgs) -> Result<Engine> {
         threads: args.threads,
         kv_type: args.kv_type,
         activations: args.activations,
+        gpu: GpuSettings {
+            choice: args.gpu,
+            experts: args.gpu_experts,
+            vram_budget: args.vram_budget,
+            options: GpuOptions::default(),
+        },
     };
     Ok(Engine::open(&args.model, options)?)
 }
@@ -136,10 +171,30 @@ pub fn open_gguf(path: &Path) -> Result<GgufFile> {
     Ok(tandem::engine::open_file(path)?)
 }
 
-/// Binds the weights and pages the file in behind a progress bar, so that the first tokens are
-/// not slowed by page faults.
+/// Binds the weights, uploads the experts the GPU flags ask for, and pages the file in, each
+/// behind a progress bar, so that the first tokens are not slowed by page faults. Says on stderr
+/// where the experts went (and, always, why a GPU asked for was not used).
 pub fn load_model(engine: &Engine, quiet: bool) -> Result<Model<'_>> {
-    let model = engine.model()?;
+    let bar = byte_bar("uploading experts", quiet);
+    let (model, status) = engine.model_with_gpu(&mut |done, total| {
+        bar.set_length(total);
+        bar.set_position(done);
+    })?;
+    bar.finish_and_clear();
+    match status {
+        GpuStatus::Cpu => {}
+        GpuStatus::Fallback(why) => eprintln!("gpu: {why}; running on the CPU"),
+        GpuStatus::Gpu {
+            device,
+            experts,
+            of,
+            bytes,
+        } if !quiet => eprintln!(
+            "gpu: {experts} of {of} experts on {device} ({})",
+            human_bytes(bytes)
+        ),
+        GpuStatus::Gpu { .. } => {}
+    }
     prefault(engine.file.bytes(), quiet);
     Ok(model)
 }
@@ -162,19 +217,26 @@ pub fn default_ctx(engine: &Engine) -> usize {
     engine.config.n_ctx_train.clamp(1, 4096)
 }
 
+/// A bar counting bytes, hidden when `quiet`.
+fn byte_bar(label: &str, quiet: bool) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    let template = format!("{label} {{bar:30}} {{bytes}}/{{total_bytes}} {{bytes_per_sec}}");
+    bar.set_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
 /// Touches every page of the mapping once.
 fn prefault(bytes: &[u8], quiet: bool) {
     use rayon::prelude::*;
     const CHUNK: usize = 64 << 20;
-    let bar = if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(bytes.len() as u64)
-    };
-    bar.set_style(
-        ProgressStyle::with_template("loading {bar:30} {bytes}/{total_bytes} {bytes_per_sec}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = byte_bar("loading", quiet);
+    bar.set_length(bytes.len() as u64);
     for chunk in bytes.chunks(CHUNK) {
         let sum: u64 = chunk
             .par_chunks(1 << 20)

@@ -18,7 +18,9 @@ pub struct ExpertWork<'s> {
     /// `[rows, d_model]`: the normalised hidden states of the tokens routed to `expert`, in the
     /// order of the batch.
     pub input: &'s [f32],
-    /// `[rows, d_model]`: receives the expert's FFN output for each input row.
+    /// `[rows]`: each row's router weight for this expert.
+    pub weights: &'s [f32],
+    /// `[rows, d_model]`: receives the expert's FFN output for each input row, times its weight.
     pub output: &'s mut [f32],
 }
 
@@ -28,7 +30,8 @@ impl ExpertWork<'_> {
     }
 }
 
-/// Computes experts' feed-forward networks (`down(silu(gate·x) * up·x)`). One call carries
+/// Computes experts' feed-forward networks, weighted: `weight · down(silu(gate·x) * up·x)`. One
+/// call carries
 /// every expert this executor runs in `layer` for the current step, so that a device can take
 /// them in one submission.
 pub trait ExpertExecutor: Sync {
@@ -123,6 +126,9 @@ impl ExpertExecutor for CpuExperts<'_> {
             let rows = w.rows(mlp.gate.cols);
             self.kernels
                 .mlp(mlp, w.input, rows, w.output, &mut scratch)?;
+            for (row, &weight) in w.output.chunks_exact_mut(mlp.gate.cols).zip(w.weights) {
+                row.iter_mut().for_each(|v| *v *= weight);
+            }
         }
         Ok(())
     }

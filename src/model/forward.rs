@@ -15,7 +15,7 @@ use crate::quant::simd;
 use crate::tensor::attention::{attention, AttnShape};
 use crate::tensor::kv::KvKernels;
 use crate::tensor::matmul::{dequantize_row, Activations, MatmulScratch};
-use crate::tensor::ops::{add_scaled, rms_norm, rope, rope_cos_sin};
+use crate::tensor::ops::{rms_norm, rope, rope_cos_sin};
 use crate::tensor::MatrixError;
 use crate::tensor::QMatrix;
 use rayon::prelude::*;
@@ -48,6 +48,9 @@ pub enum ForwardError {
     EmptySequence { index: usize },
     #[error(transparent)]
     Matrix(#[from] MatrixError),
+    /// The GPU executor failed (a lost device, an allocation); the message names what.
+    #[error("GPU: {0}")]
+    Gpu(String),
 }
 
 pub struct Model<'a> {
@@ -330,29 +333,35 @@ impl<'a> Model<'a> {
                 assigned[e as usize].push((t, slot));
             }
         }
-        // Every expert's input rows, then its output rows, one after another: [n * k, d_model].
+        // Every expert's input rows, router weights and output rows, expert by expert:
+        // `[n * k, d_model]`, `[n * k]`, `[n * k, d_model]`.
         let gathered = &mut buf.gathered[..n * k * d];
         let outputs = &mut buf.outputs[..n * k * d];
+        let mut row_weights = Vec::with_capacity(n * k);
         let mut start = 0;
         for pairs in &assigned {
-            for (row, &(t, _)) in gathered[start * d..].chunks_exact_mut(d).zip(pairs) {
+            for (row, &(t, slot)) in gathered[start * d..].chunks_exact_mut(d).zip(pairs) {
                 row.copy_from_slice(&xn[t * d..(t + 1) * d]);
+                row_weights.push(routes[t].weights[slot]);
             }
             start += pairs.len();
         }
         let (mut on_cpu, mut offloaded) = (Vec::new(), Vec::new());
         let mut inputs = &gathered[..];
+        let mut weights = &row_weights[..];
         let mut outs = &mut outputs[..];
         for (e, pairs) in assigned.iter().enumerate() {
             let (input, rest_in) = inputs.split_at(pairs.len() * d);
+            let (wts, rest_w) = weights.split_at(pairs.len());
             let (output, rest_out) = std::mem::take(&mut outs).split_at_mut(pairs.len() * d);
-            (inputs, outs) = (rest_in, rest_out);
+            (inputs, weights, outs) = (rest_in, rest_w, rest_out);
             if pairs.is_empty() {
                 continue;
             }
             let work = ExpertWork {
                 expert: e,
                 input,
+                weights: wts,
                 output,
             };
             match &self.offload {
@@ -368,14 +377,14 @@ impl<'a> Model<'a> {
         self.cpu_experts.run(layer, &mut on_cpu)?;
         drop((on_cpu, offloaded));
 
-        // `[n, k]`: each token's output rows and weights in expert-id order, which is the order
-        // the rows were laid out in (expert by expert).
-        let mut by_id = vec![(0usize, 0.0f32); n * k];
+        // `[n, k]`: each token's (already weighted) output rows in expert-id order, which is the
+        // order the rows were laid out in (expert by expert).
+        let mut by_id = vec![0usize; n * k];
         let mut filled = vec![0usize; n];
         let mut row = 0;
         for pairs in &assigned {
-            for &(t, slot) in pairs {
-                by_id[t * k + filled[t]] = (row, routes[t].weights[slot]);
+            for &(t, _) in pairs {
+                by_id[t * k + filled[t]] = row;
                 filled[t] += 1;
                 row += 1;
             }
@@ -383,8 +392,8 @@ impl<'a> Model<'a> {
         x.par_chunks_mut(d)
             .zip(by_id.par_chunks(k))
             .for_each(|(xr, rows)| {
-                for &(o, weight) in rows {
-                    add_scaled(xr, &outputs[o * d..(o + 1) * d], weight);
+                for &o in rows {
+                    add_rows(xr, &outputs[o * d..(o + 1) * d]);
                 }
             });
         Ok(routes)

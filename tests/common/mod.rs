@@ -47,6 +47,7 @@ pub fn fixture(rel: &str) -> Option<PathBuf> {
 
 pub mod convert;
 pub mod gguf_edit;
+pub mod gpu;
 pub mod hf;
 pub mod isa;
 pub mod model;

@@ -19,6 +19,7 @@ fn work_runs_on_the_engines_own_pool() {
         threads: Some(1),
         kv_type: KvType::F32,
         activations: Activations::Q16,
+        ..EngineOptions::default()
     };
     let engine = Engine::open(&demo(), options).unwrap();
     assert_eq!(engine.threads(), 1);

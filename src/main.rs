@@ -29,6 +29,8 @@ enum Command {
     Tokenize(cli::tokenize::TokenizeArgs),
     /// Print a GGUF file's header, metadata and tensor table.
     Info(cli::info::InfoArgs),
+    /// List the Vulkan devices and what each offers.
+    Devices(cli::devices::DevicesArgs),
 }
 
 fn main() {
@@ -43,6 +45,7 @@ fn main() {
         Command::Perplexity(a) => cli::perplexity::run(a),
         Command::Tokenize(a) => cli::tokenize::run(a),
         Command::Info(a) => cli::info::run(&a),
+        Command::Devices(a) => cli::devices::run(&a),
     };
     if let Err(e) = result {
         eprintln!("error: {}", cli::common::error_chain(&e));

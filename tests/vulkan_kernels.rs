@@ -141,7 +141,11 @@ fn variants() -> Vec<(Arc<Gpu>, &'static str)> {
     let mut v = vec![];
     if gpu.subgroups {
         // The same device again with the shared-memory reductions.
-        let plain = common::gpu::open(GpuOptions { subgroups: false }).unwrap();
+        let plain = common::gpu::open(GpuOptions {
+            subgroups: false,
+            ..GpuOptions::default()
+        })
+        .unwrap();
         v.push((plain, "shared-memory"));
         v.push((gpu, "subgroup"));
     } else {

@@ -5,6 +5,7 @@ use super::common::{load_model, open_engine, ModelArgs};
 use anyhow::{ensure, Context, Result};
 use clap::Args;
 use serde_json::json;
+use tandem::backend::vulkan::GpuChoice;
 use tandem::engine::Engine;
 use tandem::model::Logits;
 use tandem::sample::{Sampler, SamplerConfig};
@@ -37,14 +38,34 @@ pub struct BenchArgs {
         allow_negative_numbers = true
     )]
     pub reps: usize,
-    /// Print one JSON object.
+    /// Print one JSON object (with `--gpu N`, a second one for the GPU kernels).
     #[arg(long = "json")]
     pub json: bool,
+    /// With `--gpu N`: the weight formats whose GPU kernels are timed, e.g. `q4_0,q4_k` (default:
+    /// all).
+    #[arg(long = "gpu-types", value_delimiter = ',')]
+    pub gpu_types: Vec<String>,
+    /// With `--gpu N`: time only the GPU kernels, not the model.
+    #[arg(long = "kernels-only")]
+    pub kernels_only: bool,
 }
 
 pub fn run(args: BenchArgs) -> Result<()> {
-    let engine = open_engine(&args.model)?;
-    engine.install(|| bench(args, &engine))
+    let gpu = args.model.gpu;
+    let explicit_gpu = matches!(gpu, GpuChoice::Index(_));
+    anyhow::ensure!(
+        explicit_gpu || (args.gpu_types.is_empty() && !args.kernels_only),
+        "--gpu-types and --kernels-only need --gpu N"
+    );
+    let (json, types) = (args.json, args.gpu_types.clone());
+    if !args.kernels_only {
+        let engine = open_engine(&args.model)?;
+        engine.install(|| bench(args, &engine))?;
+    }
+    if explicit_gpu {
+        super::bench_gpu::run(gpu, &types, json)?;
+    }
+    Ok(())
 }
 
 fn bench(args: BenchArgs, engine: &Engine) -> Result<()> {

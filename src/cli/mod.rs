@@ -1,8 +1,10 @@
 //! Subcommand implementations.
 
 pub mod bench;
+pub mod bench_gpu;
 pub mod chat;
 pub mod common;
+pub mod devices;
 pub mod info;
 pub mod perplexity;
 pub mod run;

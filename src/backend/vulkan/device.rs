@@ -36,11 +36,17 @@ pub struct GpuOptions {
     /// Use subgroup reductions where the device has them (false forces the shared-memory
     /// fallback, which the tests run on devices that have both).
     pub subgroups: bool,
+    /// The newest Vulkan version to ask for (`vk::make_api_version` form). Below 1.1 every
+    /// device is refused: the tests use it to check the fall back from a device too old.
+    pub max_api: u32,
 }
 
 impl Default for GpuOptions {
     fn default() -> Self {
-        GpuOptions { subgroups: true }
+        GpuOptions {
+            subgroups: true,
+            max_api: vk::API_VERSION_1_3,
+        }
     }
 }
 
@@ -67,7 +73,7 @@ impl Gpu {
     /// Opens the device `choice` names (`GpuChoice::None` is the caller's business: it is an
     /// error here).
     pub fn open(choice: GpuChoice, options: GpuOptions) -> Result<Arc<Gpu>, VulkanError> {
-        let instance = Instance::new()?;
+        let instance = Instance::with_max_api(options.max_api)?;
         let devices = instance.devices()?;
         if devices.is_empty() {
             return Err(VulkanError::NoDevice);

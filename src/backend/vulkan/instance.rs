@@ -112,8 +112,15 @@ impl DeviceInfo {
 }
 
 impl Instance {
-    /// Opens libvulkan and creates an instance.
+    /// Opens libvulkan and creates an instance of the newest version it offers (up to 1.3).
     pub fn new() -> Result<Instance, VulkanError> {
+        Self::with_max_api(vk::API_VERSION_1_3)
+    }
+
+    /// [`Instance::new`] asking for at most Vulkan `max_api`: below 1.1, every device looks like
+    /// the Vulkan 1.0 device it then is to tandem, and is refused (how the tests check that an
+    /// old device falls back to the CPU).
+    pub fn with_max_api(max_api: u32) -> Result<Instance, VulkanError> {
         // SAFETY: this opens the system's Vulkan loader, whose initialisers are sound to run.
         let entry =
             unsafe { ash::Entry::load() }.map_err(|e| VulkanError::NoLoader(e.to_string()))?;
@@ -124,15 +131,18 @@ impl Instance {
         if version < vk::API_VERSION_1_1 {
             return Err(VulkanError::OldLoader(version_string(version)));
         }
-        let api = version.min(vk::API_VERSION_1_3);
+        let api = version.min(max_api);
         let app = vk::ApplicationInfo::default()
             .application_name(c"tandem")
             .engine_name(c"tandem")
             .api_version(api);
         let info = vk::InstanceCreateInfo::default().application_info(&app);
         // SAFETY: `info` and what it points to live across the call.
-        let raw =
-            unsafe { entry.create_instance(&info, None) }.map_err(check("vkCreateInstance"))?;
+        let raw = unsafe { entry.create_instance(&info, None) }.map_err(|e| match e {
+            // The loader found no driver at all (VK_ICD_FILENAMES pointing at nothing, say).
+            vk::Result::ERROR_INCOMPATIBLE_DRIVER => VulkanError::NoDevice,
+            e => check("vkCreateInstance")(e),
+        })?;
         Ok(Instance {
             _entry: entry,
             raw,
@@ -167,6 +177,10 @@ impl Instance {
             .collect();
         let has = |name: &str| extensions.iter().any(|e| e == name);
         let v12 = api >= vk::API_VERSION_1_2;
+        if self.api < vk::API_VERSION_1_1 {
+            // The *2 queries below are Vulkan 1.1: a 1.0 instance reports only the basics.
+            return self.describe_basic(index, pd, props, api);
+        }
 
         let mut subgroup = vk::PhysicalDeviceSubgroupProperties::default();
         let mut driver = vk::PhysicalDeviceDriverProperties::default();
@@ -253,13 +267,7 @@ impl Instance {
             index,
             handle: pd,
             name: c_text(&props.device_name),
-            kind: match props.device_type {
-                vk::PhysicalDeviceType::DISCRETE_GPU => DeviceKind::Discrete,
-                vk::PhysicalDeviceType::INTEGRATED_GPU => DeviceKind::Integrated,
-                vk::PhysicalDeviceType::VIRTUAL_GPU => DeviceKind::Virtual,
-                vk::PhysicalDeviceType::CPU => DeviceKind::Cpu,
-                _ => DeviceKind::Other,
-            },
+            kind: kind_of(props.device_type),
             api_version: api,
             driver: driver_text,
             local_heaps,
@@ -280,6 +288,63 @@ impl Instance {
             compute_family,
             transfer_family,
         }
+    }
+}
+
+impl Instance {
+    /// What a Vulkan 1.0 instance can say of a device (enough to list it and refuse it).
+    fn describe_basic(
+        &self,
+        index: usize,
+        pd: vk::PhysicalDevice,
+        props: vk::PhysicalDeviceProperties,
+        api: u32,
+    ) -> DeviceInfo {
+        // SAFETY: Vulkan 1.0 queries on a live instance and one of its physical devices.
+        let mem = unsafe { self.raw.get_physical_device_memory_properties(pd) };
+        let families = unsafe { self.raw.get_physical_device_queue_family_properties(pd) };
+        let limits = props.limits;
+        DeviceInfo {
+            index,
+            handle: pd,
+            name: c_text(&props.device_name),
+            kind: kind_of(props.device_type),
+            api_version: api,
+            driver: format!("version {:#x}", props.driver_version),
+            local_heaps: (0..mem.memory_heap_count as usize)
+                .filter(|&h| {
+                    mem.memory_heaps[h]
+                        .flags
+                        .contains(vk::MemoryHeapFlags::DEVICE_LOCAL)
+                })
+                .map(|h| Heap {
+                    size: mem.memory_heaps[h].size,
+                    budget: None,
+                })
+                .collect(),
+            subgroup_size: 1,
+            max_storage_buffer_range: limits.max_storage_buffer_range as u64,
+            max_allocation_size: limits.max_storage_buffer_range as u64,
+            max_workgroup_count: limits.max_compute_work_group_count,
+            max_workgroup_invocations: limits.max_compute_work_group_invocations,
+            max_shared_memory: limits.max_compute_shared_memory_size,
+            features: Features::default(),
+            compute_family: families
+                .iter()
+                .position(|f| f.queue_flags.contains(vk::QueueFlags::COMPUTE))
+                .map(|i| i as u32),
+            transfer_family: None,
+        }
+    }
+}
+
+fn kind_of(t: vk::PhysicalDeviceType) -> DeviceKind {
+    match t {
+        vk::PhysicalDeviceType::DISCRETE_GPU => DeviceKind::Discrete,
+        vk::PhysicalDeviceType::INTEGRATED_GPU => DeviceKind::Integrated,
+        vk::PhysicalDeviceType::VIRTUAL_GPU => DeviceKind::Virtual,
+        vk::PhysicalDeviceType::CPU => DeviceKind::Cpu,
+        _ => DeviceKind::Other,
     }
 }
 

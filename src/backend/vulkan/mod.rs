@@ -7,6 +7,7 @@
 //! buffers) and [`experts`] (the [`crate::model::experts::ExpertExecutor`] that runs experts on
 //! the device).
 
+pub mod bench;
 pub mod commands;
 pub mod device;
 pub mod error;

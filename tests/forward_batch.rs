@@ -182,7 +182,7 @@ struct Recording<'a> {
 }
 
 impl ExpertExecutor for Recording<'_> {
-    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+    fn start(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         let mut calls = self.calls.lock().unwrap();
         for w in work.iter() {
             calls.push((layer, w.expert, w.rows(self.d_model)));
@@ -205,7 +205,7 @@ fn recording<'a>(file: &'a GgufFile, m: &Model) -> Recording<'a> {
 struct Zeros;
 
 impl ExpertExecutor for Zeros {
-    fn run(&self, _: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+    fn start(&self, _: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         work.iter_mut().for_each(|w| w.output.fill(0.0));
         Ok(())
     }

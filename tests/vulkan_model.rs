@@ -42,6 +42,16 @@ fn gpu_flag(on_gpu: bool) -> String {
 
 /// Teacher-forced logits of `tokens` (`[n, n_vocab]`), and stderr.
 fn logits(model: &Path, tokens: &[u32], on_gpu: bool, acts: &str) -> (Vec<f32>, String) {
+    logits_with_experts(model, tokens, on_gpu, acts, "all")
+}
+
+fn logits_with_experts(
+    model: &Path,
+    tokens: &[u32],
+    on_gpu: bool,
+    acts: &str,
+    experts: &str,
+) -> (Vec<f32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("logits.bin");
     let (_, stderr) = run(&[
@@ -59,7 +69,7 @@ fn logits(model: &Path, tokens: &[u32], on_gpu: bool, acts: &str) -> (Vec<f32>, 
         "--gpu",
         &gpu_flag(on_gpu),
         "--gpu-experts",
-        "all",
+        experts,
         "--logits-out",
         out.to_str().unwrap(),
     ]);
@@ -185,6 +195,35 @@ fn stories_moe_on_the_gpu_matches_the_cpu_and_numpy() {
         false,
         32,
     );
+}
+
+/// Half the experts on the GPU, half on the CPU, both at work in every layer: the device computes
+/// while the CPU runs its experts, and the sum is as close to the reference as either alone.
+#[test]
+fn experts_split_between_gpu_and_cpu_match_numpy() {
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    if !device_present() {
+        return;
+    }
+    let model = fx.join("stories-moe/stories260K-moe8x-finetuned-Q8_0.gguf");
+    let stem = fx.join("stories-moe/reference/moe8x-finetuned-Q8_0");
+    let reference = read_json(&stem.with_extension("numpy.json"));
+    let want = read_logits(&stem.with_extension("numpy.logits.f32.bin"));
+    let tokens = ids(&reference["logits_tokens"]);
+    // Layer by layer, 20 of 40 puts layers 0-1 and half of layer 2 on the GPU; 4 of 40 puts
+    // half of layer 0's.
+    for (count, line) in [
+        ("20", "gpu: 20 of 40 experts"),
+        ("4", "gpu: 4 of 40 experts"),
+    ] {
+        let (got, stderr) = logits_with_experts(&model, &tokens, true, "q16", count);
+        assert!(stderr.contains(line), "{stderr}");
+        let err = rel_l2(&got, &want);
+        eprintln!("{count} of 40 experts on the GPU: rel L2 vs numpy {err:.3e}");
+        assert!(err < 2e-4, "rel L2 {err:.3e}");
+    }
 }
 
 #[test]

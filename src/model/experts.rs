@@ -34,8 +34,27 @@ impl ExpertWork<'_> {
 /// call carries
 /// every expert this executor runs in `layer` for the current step, so that a device can take
 /// them in one submission.
+///
+/// A device works in two halves, so that the CPU's experts run while it computes: [`start`]
+/// submits the work, [`finish`] waits for it and fills every `output`. The forward pass calls
+/// both, with the same `work`, around its CPU work; [`run`] is the two in a row.
+///
+/// [`start`]: ExpertExecutor::start
+/// [`finish`]: ExpertExecutor::finish
+/// [`run`]: ExpertExecutor::run
 pub trait ExpertExecutor: Sync {
-    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError>;
+    /// Begins the work; an executor that computes in place does all of it here.
+    fn start(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError>;
+
+    /// Completes what `start` began for the same `work`.
+    fn finish(&self, _layer: usize, _work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+        Ok(())
+    }
+
+    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+        self.start(layer, work)?;
+        self.finish(layer, work)
+    }
 }
 
 /// The kernels a CPU product uses: the instruction set and the activation precision.
@@ -117,7 +136,7 @@ impl<'a> CpuExperts<'a> {
 }
 
 impl ExpertExecutor for CpuExperts<'_> {
-    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+    fn start(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         let experts = &self.experts[layer];
         // A poisoned lock only means an earlier call panicked; the buffer is scratch.
         let mut scratch = self.scratch.lock().unwrap_or_else(|p| p.into_inner());

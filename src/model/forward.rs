@@ -369,12 +369,21 @@ impl<'a> Model<'a> {
                 _ => on_cpu.push(work),
             }
         }
-        if let Some((executor, _)) = &self.offload {
-            if !offloaded.is_empty() {
-                executor.run(layer, &mut offloaded)?;
-            }
+        // The other executor's work goes first and is collected last, so that a device computes
+        // while the CPU runs its own experts.
+        let other = self
+            .offload
+            .as_ref()
+            .map(|(e, _)| e)
+            .filter(|_| !offloaded.is_empty());
+        if let Some(executor) = other {
+            executor.start(layer, &mut offloaded)?;
         }
-        self.cpu_experts.run(layer, &mut on_cpu)?;
+        let on_cpu_result = self.cpu_experts.run(layer, &mut on_cpu);
+        if let Some(executor) = other {
+            executor.finish(layer, &mut offloaded)?;
+        }
+        on_cpu_result?;
         drop((on_cpu, offloaded));
 
         // `[n, k]`: each token's (already weighted) output rows in expert-id order, which is the

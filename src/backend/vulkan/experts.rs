@@ -90,7 +90,12 @@ struct Step {
     gate: Option<Buffer>,    // [rows, n_ff]
     up: Option<Buffer>,      // [rows, n_ff]
     out: Option<Buffer>,     // [rows, d_model], read by the CPU
+    /// The pieces of the submission in flight, whose outputs `finish` reads back.
+    pending: Vec<Piece>,
 }
+
+/// Rows `range` of `work[index]`.
+type Piece = (usize, std::ops::Range<usize>);
 
 pub struct VulkanExperts {
     kernels: Kernels,
@@ -151,6 +156,7 @@ impl VulkanExperts {
                 gate: None,
                 up: None,
                 out: None,
+                pending: Vec::new(),
             }),
         })
     }
@@ -195,17 +201,22 @@ impl VulkanExperts {
         Ok(())
     }
 
-    /// Runs `pieces` (expert, row range of `work[i]`) as one submission.
+    /// Records `pieces` as one submission and submits it; [`Self::read_back`] waits for it.
     fn submit(
         &self,
+        step: &mut Step,
         layer: usize,
-        work: &mut [ExpertWork<'_>],
-        pieces: &[(usize, std::ops::Range<usize>)],
+        work: &[ExpertWork<'_>],
+        pieces: Vec<Piece>,
     ) -> Result<(), VulkanError> {
+        if pieces.is_empty() {
+            return Ok(());
+        }
         let d = self.d_model;
         let rows: usize = pieces.iter().map(|(_, r)| r.len()).sum();
-        let mut step = self.step.lock().unwrap_or_else(|p| p.into_inner());
-        self.grow(&mut step, rows)?;
+        // The buffers are about to be rewritten: whatever used them must be done.
+        step.cmds.wait()?;
+        self.grow(step, rows)?;
         let Step {
             cmds,
             x,
@@ -214,7 +225,7 @@ impl VulkanExperts {
             up,
             out,
             ..
-        } = &mut *step;
+        } = step;
         let (x, weights, gate, up, out) = (
             x.as_mut().expect("grown"),
             weights.as_mut().expect("grown"),
@@ -223,7 +234,7 @@ impl VulkanExperts {
             out.as_ref().expect("grown"),
         );
         let mut at = 0;
-        for (i, r) in pieces {
+        for (i, r) in &pieces {
             let w = &work[*i];
             x.write(at * d * 4, &w.input[r.start * d..r.end * d])?;
             weights.write(at * 4, &w.weights[r.clone()])?;
@@ -237,7 +248,7 @@ impl VulkanExperts {
             stride,
         };
         let mut at = 0;
-        for (i, r) in pieces {
+        for (i, r) in &pieces {
             let mlp = self.mlp(layer, work[*i].expert)?;
             let n = r.len();
             let xs = rows_of(&*x, at * d, d);
@@ -266,7 +277,7 @@ impl VulkanExperts {
         swiglu::record(cmds, &self.kernels, gate, up, weights, 0, rows, self.n_ff)?;
         cmds.barrier();
         let mut at = 0;
-        for (i, r) in pieces {
+        for (i, r) in &pieces {
             let mlp = self.mlp(layer, work[*i].expert)?;
             let n = r.len();
             let hs = rows_of(gate, at * self.n_ff, self.n_ff);
@@ -282,11 +293,21 @@ impl VulkanExperts {
             at += n;
         }
         cmds.barrier();
-        cmds.run()?;
+        cmds.submit()?;
+        step.pending = pieces;
+        Ok(())
+    }
 
+    /// Waits for the submission in flight and copies its outputs into `work`.
+    fn read_back(&self, step: &mut Step, work: &mut [ExpertWork<'_>]) -> Result<(), VulkanError> {
+        step.cmds.wait()?;
+        let d = self.d_model;
+        let Some(out) = step.out.as_ref() else {
+            return Ok(());
+        };
         let mut at = 0;
-        for (i, r) in pieces {
-            let w = &mut work[*i];
+        for (i, r) in std::mem::take(&mut step.pending) {
+            let w = &mut work[i];
             out.read_f32(at * d * 4, &mut w.output[r.start * d..r.end * d])?;
             at += r.len();
         }
@@ -305,30 +326,37 @@ impl VulkanExperts {
 }
 
 impl ExpertExecutor for VulkanExperts {
-    fn run(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
-        // Split into submissions of at most `max_rows` rows, cutting an expert's rows if needed.
+    /// Submits the layer's work and returns while the device computes it, in submissions of at
+    /// most `max_rows` rows (an expert's rows cut if needed); all but the last are waited for
+    /// here.
+    fn start(&self, layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
         let max = self.max_rows();
-        let mut pieces: Vec<(usize, std::ops::Range<usize>)> = Vec::new();
+        let mut step = self.step.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pieces: Vec<Piece> = Vec::new();
         let mut rows = 0;
         for i in 0..work.len() {
             let n = work[i].rows(self.d_model);
             let mut start = 0;
             while start < n {
+                if rows == max {
+                    self.submit(&mut step, layer, work, std::mem::take(&mut pieces))
+                        .and_then(|()| self.read_back(&mut step, work))
+                        .map_err(gpu_error)?;
+                    rows = 0;
+                }
                 let take = (n - start).min(max - rows);
                 pieces.push((i, start..start + take));
                 rows += take;
                 start += take;
-                if rows == max {
-                    self.submit(layer, work, &pieces).map_err(gpu_error)?;
-                    pieces.clear();
-                    rows = 0;
-                }
             }
         }
-        if !pieces.is_empty() {
-            self.submit(layer, work, &pieces).map_err(gpu_error)?;
-        }
-        Ok(())
+        self.submit(&mut step, layer, work, pieces)
+            .map_err(gpu_error)
+    }
+
+    fn finish(&self, _layer: usize, work: &mut [ExpertWork<'_>]) -> Result<(), ForwardError> {
+        let mut step = self.step.lock().unwrap_or_else(|p| p.into_inner());
+        self.read_back(&mut step, work).map_err(gpu_error)
     }
 }
 

@@ -7,12 +7,9 @@
 #include "kscales.glsl"
 
 void dequant_part(uint b, uint p, out float v[16]) {
-    vec2 dm = unpackHalf2x16(u32_at(b));
     uint g = p >> 2, l0 = 8u * (p & 3u);
-    uvec2 s0 = scale_min_k4(b + 4u, 2u * g);
-    uvec2 s1 = scale_min_k4(b + 4u, 2u * g + 1u);
-    float d0 = dm.x * float(s0.x), m0 = dm.y * float(s0.y);
-    float d1 = dm.x * float(s1.x), m1 = dm.y * float(s1.y);
+    vec4 k = kquant_group(b, g);
+    float d0 = k.x, m0 = k.y, d1 = k.z, m1 = k.w;
     [[unroll]] for (uint k = 0u; k < 2u; k++) {
         uint q = u32_at(b + 16u + 32u * g + l0 + 4u * k);
         [[unroll]] for (uint i = 0u; i < 4u; i++) {

@@ -70,8 +70,7 @@ pub struct Gpu {
 }
 
 impl Gpu {
-    /// Opens the device `choice` names (`GpuChoice::None` is the caller's business: it is an
-    /// error here).
+    /// Opens the device `choice` names (`GpuChoice::None` names none: an error here).
     pub fn open(choice: GpuChoice, options: GpuOptions) -> Result<Arc<Gpu>, VulkanError> {
         let instance = Instance::with_max_api(options.max_api)?;
         let devices = instance.devices()?;
@@ -88,7 +87,10 @@ impl Gpu {
                         count: devices.len(),
                     })?
             }
-            GpuChoice::Auto | GpuChoice::None => {
+            GpuChoice::None => {
+                return Err(VulkanError::Unsupported("--gpu none: no device asked for".into()))
+            }
+            GpuChoice::Auto => {
                 let pick = |kind| {
                     devices
                         .iter()

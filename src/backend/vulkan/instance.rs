@@ -223,17 +223,7 @@ impl Instance {
         }
         unsafe { inst.get_physical_device_memory_properties2(pd, &mut mem2) };
         let mem = mem2.memory_properties;
-        let local_heaps = (0..mem.memory_heap_count as usize)
-            .filter(|&h| {
-                mem.memory_heaps[h]
-                    .flags
-                    .contains(vk::MemoryHeapFlags::DEVICE_LOCAL)
-            })
-            .map(|h| Heap {
-                size: mem.memory_heaps[h].size,
-                budget: has_budget.then(|| budget.heap_budget[h]),
-            })
-            .collect();
+        let local_heaps = local_heaps(&mem, has_budget.then_some(&budget.heap_budget));
 
         let families = unsafe { inst.get_physical_device_queue_family_properties(pd) };
         let compute_family = families
@@ -311,17 +301,7 @@ impl Instance {
             kind: kind_of(props.device_type),
             api_version: api,
             driver: format!("version {:#x}", props.driver_version),
-            local_heaps: (0..mem.memory_heap_count as usize)
-                .filter(|&h| {
-                    mem.memory_heaps[h]
-                        .flags
-                        .contains(vk::MemoryHeapFlags::DEVICE_LOCAL)
-                })
-                .map(|h| Heap {
-                    size: mem.memory_heaps[h].size,
-                    budget: None,
-                })
-                .collect(),
+            local_heaps: local_heaps(&mem, None),
             subgroup_size: 1,
             max_storage_buffer_range: limits.max_storage_buffer_range as u64,
             max_allocation_size: limits.max_storage_buffer_range as u64,
@@ -336,6 +316,21 @@ impl Instance {
             transfer_family: None,
         }
     }
+}
+
+/// The device-local heaps, with their budgets where the driver reports them.
+fn local_heaps(mem: &vk::PhysicalDeviceMemoryProperties, budgets: Option<&[u64; 16]>) -> Vec<Heap> {
+    (0..mem.memory_heap_count as usize)
+        .filter(|&h| {
+            mem.memory_heaps[h]
+                .flags
+                .contains(vk::MemoryHeapFlags::DEVICE_LOCAL)
+        })
+        .map(|h| Heap {
+            size: mem.memory_heaps[h].size,
+            budget: budgets.map(|b| b[h]),
+        })
+        .collect()
 }
 
 fn kind_of(t: vk::PhysicalDeviceType) -> DeviceKind {

@@ -88,7 +88,7 @@ impl Gpu {
                     })?
             }
             GpuChoice::None => {
-                return Err(VulkanError::Unsupported("--gpu none: no device asked for".into()))
+                return Err(VulkanError::Unsupported("no device was asked for (GpuChoice::None)".into()))
             }
             GpuChoice::Auto => {
                 let pick = |kind| {

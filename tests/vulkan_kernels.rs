@@ -139,20 +139,22 @@ fn variants() -> Vec<(Arc<Gpu>, &'static str)> {
         return Vec::new();
     };
     let mut v = vec![];
+    // The same device with the shared-memory reductions, and buffers capped at 4 KiB so that
+    // each matrix is split over many buffers of a few rows each (as a tensor larger than a
+    // device's storage-buffer range is).
+    let split = common::gpu::open(GpuOptions {
+        subgroups: false,
+        buffer_limit: Some(4096),
+        ..GpuOptions::default()
+    })
+    .unwrap();
+    v.push((split, "shared-memory, 4 KiB buffers"));
     if gpu.subgroups {
-        // The same device again with the shared-memory reductions.
-        let plain = common::gpu::open(GpuOptions {
-            subgroups: false,
-            ..GpuOptions::default()
-        })
-        .unwrap();
-        v.push((plain, "shared-memory"));
         v.push((gpu, "subgroup"));
     } else {
         eprintln!(
             "the device has no subgroup arithmetic: the subgroup kernels are not tested here"
         );
-        v.push((gpu, "shared-memory"));
     }
     v
 }

@@ -244,3 +244,59 @@ fn mixtral_mini_on_the_gpu_matches_the_cpu_and_numpy() {
         );
     }
 }
+
+/// Buffers capped at 2 KiB: each expert matrix is split over buffers of a few rows, and a layer's
+/// 148 routed rows (74 tokens × top-2) go in submissions of 2 rows, the way a long prefill is cut
+/// on a device with a small storage-buffer range. The result stays within the same bound.
+#[test]
+fn split_buffers_and_submissions_match_numpy() {
+    use tandem::backend::offload::{GpuSettings, GpuStatus};
+    use tandem::backend::vulkan::{GpuChoice, GpuOptions};
+    use tandem::engine::{Engine, EngineOptions};
+    use tandem::model::Logits;
+    use tandem::tensor::kv::KvType;
+    use tandem::tensor::matmul::Activations;
+
+    let Some(fx) = common::fixtures() else {
+        return;
+    };
+    if !device_present() {
+        return;
+    }
+    let model = fx.join("stories-moe/stories260K-moe8x-finetuned-Q8_0.gguf");
+    let stem = fx.join("stories-moe/reference/moe8x-finetuned-Q8_0");
+    let reference = read_json(&stem.with_extension("numpy.json"));
+    let want = read_logits(&stem.with_extension("numpy.logits.f32.bin"));
+    let tokens = ids(&reference["logits_tokens"]);
+    let options = EngineOptions {
+        kv_type: KvType::F32,
+        activations: Activations::Q16,
+        gpu: GpuSettings {
+            choice: GpuChoice::Index(common::gpu::index()),
+            options: GpuOptions {
+                buffer_limit: Some(2048),
+                ..GpuOptions::default()
+            },
+            ..GpuSettings::default()
+        },
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(&model, options).unwrap();
+    let (m, status) = engine.model_with_gpu(&mut |_, _| {}).unwrap();
+    assert!(
+        matches!(
+            status,
+            GpuStatus::Gpu {
+                experts: 40,
+                of: 40,
+                ..
+            }
+        ),
+        "{status:?}"
+    );
+    let mut s = engine.session(&m, tokens.len()).unwrap();
+    let got = engine.install(|| s.prefill(&tokens, Logits::All, None).unwrap());
+    let err = rel_l2(&got, &want);
+    eprintln!("2 KiB buffers, 2-row submissions: rel L2 vs numpy {err:.3e}");
+    assert!(err < 2e-4, "rel L2 {err:.3e}");
+}

@@ -39,6 +39,9 @@ pub struct GpuOptions {
     /// The newest Vulkan version to ask for (`vk::make_api_version` form). Below 1.1 every
     /// device is refused: the tests use it to check the fall back from a device too old.
     pub max_api: u32,
+    /// A lower cap than the device's on the bytes one buffer holds (for a driver that misreports
+    /// its limits; the tests use it to split small tensors and batches the way large ones are).
+    pub buffer_limit: Option<u64>,
 }
 
 impl Default for GpuOptions {
@@ -46,6 +49,7 @@ impl Default for GpuOptions {
         GpuOptions {
             subgroups: true,
             max_api: vk::API_VERSION_1_3,
+            buffer_limit: None,
         }
     }
 }
@@ -66,6 +70,7 @@ pub struct Gpu {
     pub(crate) allocator: ManuallyDrop<Mutex<Allocator>>,
     /// The reductions the kernels use: subgroup arithmetic, or shared memory.
     pub subgroups: bool,
+    buffer_limit: Option<u64>,
     instance: ManuallyDrop<Instance>,
 }
 
@@ -88,7 +93,9 @@ impl Gpu {
                     })?
             }
             GpuChoice::None => {
-                return Err(VulkanError::Unsupported("no device was asked for (GpuChoice::None)".into()))
+                return Err(VulkanError::Unsupported(
+                    "no device was asked for (GpuChoice::None)".into(),
+                ))
             }
             GpuChoice::Auto => {
                 let pick = |kind| {
@@ -173,6 +180,7 @@ impl Gpu {
             transfer,
             allocator: ManuallyDrop::new(Mutex::new(allocator)),
             subgroups,
+            buffer_limit: options.buffer_limit,
             instance: ManuallyDrop::new(instance),
         }))
     }
@@ -191,6 +199,7 @@ impl Gpu {
         self.info
             .max_storage_buffer_range
             .min(self.info.max_allocation_size)
+            .min(self.buffer_limit.unwrap_or(u64::MAX))
             .min(1 << 30)
     }
 
